@@ -1,0 +1,681 @@
+package domain
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// MaxFuture is how far ahead of the receiving clock an event time may lie.
+const MaxFuture = 24 * time.Hour
+
+// MinYear is the first year an event time may lie in.
+const MinYear = 2000
+
+// Decoder decodes and validates events arriving from outside. The zero value is ready to
+// use and reads the wall clock.
+type Decoder struct {
+	// Now is the receiving clock, used to reject times more than MaxFuture ahead.
+	// Optional; nil means time.Now.
+	Now func() time.Time
+}
+
+// Decode parses one CloudEvent in structured JSON mode and checks every rule of the
+// contract. All problems are reported together in a *ValidationError (which matches
+// ErrInvalid). A type custody emits itself is rejected and also matches ErrInternalType.
+func (d Decoder) Decode(b []byte) (Event, error) {
+	now := time.Now
+	if d.Now != nil {
+		now = d.Now
+	}
+	return decode(b, now().UTC().Add(MaxFuture), false)
+}
+
+// Parse decodes an event read back from the log. It checks the same rules as Decode except
+// the receiving clock (the event was checked against it when it was stored), and it
+// also accepts custody's own types.
+func Parse(b []byte) (Event, error) { return decode(b, time.Time{}, true) }
+
+var topLevel = map[string]bool{
+	"specversion": true, "id": true, "source": true, "type": true, "time": true,
+	"subject": true, "datacontenttype": true, "dataschema": true, "data": true,
+}
+
+func decode(b []byte, notAfter time.Time, internal bool) (Event, error) {
+	var top map[string]jsontext.Value
+	if err := json.Unmarshal(b, &top); err != nil {
+		return Event{}, &ValidationError{Problems: []*FieldError{{Field: "event", Rule: "must be one JSON object: " + jsonProblem(err)}}}
+	}
+	if top == nil {
+		return Event{}, &ValidationError{Problems: []*FieldError{{Field: "event", Rule: "must be one JSON object, not null"}}}
+	}
+	p := &parser{}
+	o := &object{p: p, m: top}
+	var e Event
+
+	if v, ok := o.str("specversion", true); ok && v != SpecVersion {
+		p.fail("specversion", `must be exactly "1.0"`)
+	}
+	if v, ok := o.str("id", true); ok {
+		if id, ok := canonicalUUID(v); ok {
+			e.ID = id
+		} else {
+			p.fail("id", "must be a UUID in canonical 36-character form (8-4-4-4-12 hex digits, version 1-8, RFC variant; not the nil or max UUID)")
+		}
+	}
+	if v, ok := o.str("source", true); ok {
+		if !isURIReference(v) {
+			p.fail("source", "must be a URI-reference naming the platform and tenant (e.g. genesys-cloud/org-3f1c), without spaces or control characters")
+		} else {
+			p.scan("source", v)
+			e.Source = v
+		}
+	}
+	typ, typOK := o.str("type", true)
+	if typOK {
+		t := Type(typ)
+		switch {
+		case t.Accepted():
+			e.Type = t
+		case t.Internal() && internal:
+			e.Type = t
+		case t.Internal():
+			p.fail("type", fmt.Sprintf("%q is emitted by custody itself and never accepted from outside", typ))
+			p.internal = true
+		default:
+			p.fail("type", "must be one of "+quoteList(typeNames()))
+		}
+	}
+	if v, ok := o.str("time", true); ok {
+		if t, ok := p.eventTime("time", v); ok {
+			if !notAfter.IsZero() && t.After(notAfter) {
+				p.fail("time", "must not be more than 24 h ahead of the receiving clock")
+			} else {
+				e.Time = t
+			}
+		}
+	}
+	if v, ok := o.str("subject", true); ok {
+		if p.ident("subject", v) {
+			e.Subject = v
+		}
+	}
+	if v, ok := o.str("datacontenttype", false); ok {
+		if v != ContentType {
+			p.fail("datacontenttype", `must be exactly "application/json" when present`)
+		} else {
+			e.DataContentType = v
+		}
+	}
+	if v, ok := o.str("dataschema", false); ok {
+		if !isURIReference(v) {
+			p.fail("dataschema", "must be a URI when present")
+		} else {
+			p.scan("dataschema", v)
+			e.DataSchema = v
+		}
+	}
+	extra := make([]string, 0, len(top))
+	for name := range top {
+		if !topLevel[name] {
+			extra = append(extra, name)
+		}
+	}
+	sortStrings(extra)
+	for _, name := range extra {
+		raw := top[name]
+		if name == "data_base64" {
+			p.fail(name, "is not accepted: data must be a JSON object in \"data\"")
+			continue
+		}
+		if !isExtensionName(name) {
+			p.fail(name, "unknown attribute; extension attribute names must be 1-20 characters of a-z and 0-9")
+			continue
+		}
+		switch raw.Kind() {
+		case '"':
+			var s string
+			_ = json.Unmarshal(raw, &s)
+			if s == "" {
+				p.fail(name, "must not be empty")
+				continue
+			}
+			p.scan(name, s)
+		case '0', 't', 'f':
+		case 'n':
+			continue // null is the same as absent
+		default:
+			p.fail(name, "extension attribute must be a string, number or boolean")
+			continue
+		}
+		if e.Extensions == nil {
+			e.Extensions = map[string]jsontext.Value{}
+		}
+		e.Extensions[name] = raw
+	}
+	data := o.obj("data", true)
+	if data != nil && typOK && e.Type != "" {
+		e.Data = decodeData(e.Type, data, &e)
+		data.finish()
+	} else if data != nil {
+		data.seenAll()
+	}
+	if len(p.problems) > 0 {
+		ve := &ValidationError{Problems: p.problems}
+		if p.internal {
+			return Event{}, errors.Join(ve, ErrInternalType)
+		}
+		return Event{}, ve
+	}
+	return e, nil
+}
+
+func decodeData(t Type, d *object, e *Event) Data {
+	p := d.p
+	switch t {
+	case InteractionStartedType:
+		v := &InteractionStarted{}
+		v.Channel = d.enum("channel", true, Channels)
+		v.Direction = d.enum("direction", true, Directions)
+		v.QueueID = d.ident("queueId", false)
+		v.DivisionID = d.ident("divisionId", false)
+		em := d.obj("email", v.Channel == "email")
+		if em != nil {
+			email := &Email{}
+			email.To, _ = em.str("to", true)
+			email.FromMasked = em.masked("fromMasked", true)
+			email.TLS = em.enum("tls", true, EmailTLS)
+			em.finish()
+			if v.Channel == "email" {
+				v.Email = email
+			}
+		}
+		return v
+	case InteractionClassifiedType:
+		v := &InteractionClassified{}
+		v.InteractionType = d.enum("interactionType", true, InteractionKind)
+		v.DataClassification = d.enum("dataClassification", true, Classifications)
+		v.Part2, _ = d.boolean("part2", false)
+		return v
+	case ConsentCapturedType:
+		return &ConsentCaptured{Method: d.enum("method", true, ConsentMethods)}
+	case ConsentDeclinedType:
+		return &ConsentDeclined{Method: d.enum("method", true, ConsentMethods)}
+	case AgentAssignedType:
+		v := &AgentAssigned{}
+		v.AgentID = d.ident("agentId", true)
+		v.Authorized, _ = d.boolean("authorized", true)
+		v.QueueID = d.ident("queueId", false)
+		return v
+	case PHIAccessedType:
+		v := &PHIAccessed{}
+		v.AgentID = d.ident("agentId", true)
+		v.Action = d.enum("action", true, AccessActions)
+		needsRecording := v.Action == "recording_accessed" || v.Action == "transcript_viewed"
+		v.RecordingID = d.ident("recordingId", needsRecording)
+		v.RecipientMasked = d.masked("recipientMasked", v.Action == "forwarded")
+		if ip, ok := d.str("remoteIp", false); ok {
+			if _, err := netip.ParseAddr(ip); err != nil {
+				p.fail(d.path("remoteIp"), "must be an IP address")
+			} else {
+				v.RemoteIP = ip
+			}
+		}
+		return v
+	case InteractionTransferredType:
+		v := &InteractionTransferred{}
+		v.FromQueueID = d.ident("fromQueueId", true)
+		v.ToQueueID = d.ident("toQueueId", true)
+		v.FromDivisionID = d.ident("fromDivisionId", false)
+		v.ToDivisionID = d.ident("toDivisionId", false)
+		return v
+	case InteractionEndedType:
+		v := &InteractionEnded{}
+		v.Disposition, _ = d.str("disposition", false)
+		return v
+	case RecordingStoredType:
+		v := &RecordingStored{}
+		v.RecordingID = d.ident("recordingId", true)
+		v.Kind = d.enum("kind", true, RecordingKinds)
+		if s, ok := d.str("retention", true); ok {
+			r, ok := ParseRetention(s)
+			if !ok {
+				p.fail(d.path("retention"), "must be an ISO 8601 duration of years, months and/or days only, upper case in that order, at least one day (e.g. P6Y, P90D, P1Y6M)")
+			}
+			v.Retention = r
+		}
+		v.LegalHold, _ = d.boolean("legalHold", false)
+		return v
+	case RedactionRequestedType:
+		return &RedactionRequested{RecordingID: d.ident("recordingId", true)}
+	case RedactionCompletedType:
+		v := &RedactionCompleted{}
+		v.RecordingID = d.ident("recordingId", true)
+		v.Status = d.enum("status", true, RedactionStatus)
+		return v
+	case RecordPurgedType:
+		v := &RecordPurged{}
+		v.RecordingID = d.ident("recordingId", true)
+		v.OperatorID = d.ident("operatorId", true)
+		if n, ok := d.integer("recordCount", true); ok {
+			if n < 1 {
+				p.fail(d.path("recordCount"), "must be an integer of at least 1")
+			}
+			v.RecordCount = n
+		}
+		v.Reason = d.enum("reason", true, PurgeReasons)
+		return v
+	case TrainingCompletedType:
+		v := &TrainingCompleted{}
+		v.Course, _ = d.str("course", true)
+		if s, ok := d.str("expiresAt", true); ok {
+			if t, ok := p.eventTime(d.path("expiresAt"), s); ok {
+				if !e.Time.IsZero() && !t.After(e.Time) {
+					p.fail(d.path("expiresAt"), "must be after the event time")
+				}
+				v.ExpiresAt = t
+			}
+		}
+		return v
+	case TrainingExpiredType:
+		v := &TrainingExpired{}
+		v.Course, _ = d.str("course", true)
+		return v
+	case AlertRaisedType:
+		v := &AlertRaised{}
+		d.decodeInto(v)
+		return v
+	case ReportExecutedType:
+		v := &ReportExecuted{}
+		d.decodeInto(v)
+		return v
+	}
+	return nil
+}
+
+// parser collects problems of one event.
+type parser struct {
+	problems []*FieldError
+	internal bool
+}
+
+func (p *parser) fail(field, rule string) {
+	p.problems = append(p.problems, &FieldError{Field: field, Rule: rule})
+}
+
+// scan applies the minimum-necessary recognizers to a string value.
+func (p *parser) scan(field, s string) {
+	if rule := RawIdentifier(s); rule != "" {
+		p.fail(field, rule)
+	}
+}
+
+func (p *parser) ident(field, s string) bool {
+	if !IsIdentifier(s) {
+		p.fail(field, "must be 1-128 characters of A-Z a-z 0-9 _ - :")
+		return false
+	}
+	p.scan(field, s)
+	return true
+}
+
+func (p *parser) eventTime(field, s string) (time.Time, bool) {
+	t, rule := ParseTime(s)
+	if rule != "" {
+		p.fail(field, rule)
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// object is one JSON object under validation; it remembers which members were read so
+// that the rest can be reported as unknown.
+type object struct {
+	p    *parser
+	m    map[string]jsontext.Value
+	pre  string // path prefix, "" at top level, "data." inside data
+	seen map[string]bool
+}
+
+func (o *object) path(key string) string { return o.pre + key }
+
+func (o *object) has(key string) bool {
+	v, ok := o.m[key]
+	return ok && v.Kind() != 'n'
+}
+
+// get returns the raw member, marking it read; ok is false when absent or null, and a
+// missing required member is reported.
+func (o *object) get(key string, required bool) (jsontext.Value, bool) {
+	if o.seen == nil {
+		o.seen = map[string]bool{}
+	}
+	o.seen[key] = true
+	v, ok := o.m[key]
+	if !ok || v.Kind() == 'n' {
+		if required {
+			o.p.fail(o.path(key), "is required")
+		}
+		return nil, false
+	}
+	return v, true
+}
+
+func (o *object) str(key string, required bool) (string, bool) {
+	v, ok := o.get(key, required)
+	if !ok {
+		return "", false
+	}
+	if v.Kind() != '"' {
+		o.p.fail(o.path(key), "must be a string, not "+kindName(v.Kind()))
+		return "", false
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		o.p.fail(o.path(key), "must be a valid string: "+jsonProblem(err))
+		return "", false
+	}
+	if s == "" {
+		o.p.fail(o.path(key), "must not be empty")
+		return "", false
+	}
+	if o.pre != "" {
+		o.p.scan(o.path(key), s)
+	}
+	return s, true
+}
+
+func (o *object) enum(key string, required bool, allowed []string) string {
+	s, ok := o.str(key, required)
+	if !ok {
+		return ""
+	}
+	for _, a := range allowed {
+		if s == a {
+			return s
+		}
+	}
+	o.p.fail(o.path(key), "must be one of "+quoteList(allowed))
+	return ""
+}
+
+func (o *object) ident(key string, required bool) string {
+	v, ok := o.get(key, required)
+	if !ok {
+		return ""
+	}
+	if v.Kind() != '"' {
+		o.p.fail(o.path(key), "must be a string, not "+kindName(v.Kind()))
+		return ""
+	}
+	var s string
+	_ = json.Unmarshal(v, &s)
+	if !IsIdentifier(s) {
+		o.p.fail(o.path(key), "must be 1-128 characters of A-Z a-z 0-9 _ - :")
+		return ""
+	}
+	o.p.scan(o.path(key), s)
+	return s
+}
+
+func (o *object) masked(key string, required bool) string {
+	s, ok := o.str(key, required)
+	if !ok {
+		return ""
+	}
+	if !IsMaskedEmail(s) {
+		o.p.fail(o.path(key), RuleMasked)
+		return ""
+	}
+	return s
+}
+
+func (o *object) boolean(key string, required bool) (bool, bool) {
+	v, ok := o.get(key, required)
+	if !ok {
+		return false, false
+	}
+	switch v.Kind() {
+	case 't':
+		return true, true
+	case 'f':
+		return false, true
+	}
+	o.p.fail(o.path(key), "must be a boolean (true or false), not "+kindName(v.Kind()))
+	return false, false
+}
+
+func (o *object) integer(key string, required bool) (int64, bool) {
+	v, ok := o.get(key, required)
+	if !ok {
+		return 0, false
+	}
+	if v.Kind() != '0' {
+		o.p.fail(o.path(key), "must be a JSON integer, not "+kindName(v.Kind()))
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil {
+		o.p.fail(o.path(key), "must be a JSON integer (no fraction or exponent) within 64 bits")
+		return 0, false
+	}
+	return n, true
+}
+
+func (o *object) obj(key string, required bool) *object {
+	v, ok := o.get(key, required)
+	if !ok {
+		return nil
+	}
+	if v.Kind() != '{' {
+		o.p.fail(o.path(key), "must be a JSON object, not "+kindName(v.Kind()))
+		return nil
+	}
+	var m map[string]jsontext.Value
+	if err := json.Unmarshal(v, &m); err != nil {
+		o.p.fail(o.path(key), jsonProblem(err))
+		return nil
+	}
+	return &object{p: o.p, m: m, pre: o.path(key) + "."}
+}
+
+// finish reports every member that was not read as unknown.
+func (o *object) finish() {
+	var unknown []string
+	for k := range o.m {
+		if !o.seen[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	sortStrings(unknown)
+	for _, k := range unknown {
+		o.p.fail(o.path(k), "unknown field")
+	}
+}
+
+func (o *object) seenAll() {
+	for k := range o.m {
+		if o.seen == nil {
+			o.seen = map[string]bool{}
+		}
+		o.seen[k] = true
+	}
+}
+
+// decodeInto decodes custody's own payloads (read back from the log) leniently typed
+// but with unknown members rejected.
+func (o *object) decodeInto(v any) {
+	raw, _ := json.Marshal(o.m, json.Deterministic(true))
+	if err := json.Unmarshal(raw, v, json.RejectUnknownMembers(true)); err != nil {
+		o.p.fail(strings.TrimSuffix(o.pre, "."), jsonProblem(err))
+	}
+	o.seenAll()
+}
+
+// ParseTime parses a contract time: RFC 3339 as Go's time.RFC3339Nano parses it, with T
+// (or t), an explicit offset within ±23:59, at most nine fraction digits, no leap second,
+// a year from 2000 on. It returns the instant in UTC, or the broken rule.
+func ParseTime(s string) (time.Time, string) {
+	const rule = "must be an RFC 3339 time with an explicit offset (Z or ±hh:mm), e.g. 2026-03-08T06:59:59.123Z"
+	if len(s) > 10 && s[10] == 't' {
+		s = s[:10] + "T" + s[11:]
+	}
+	if len(s) > 0 && (s[len(s)-1] == 'z') {
+		s = s[:len(s)-1] + "Z"
+	}
+	if i := strings.IndexByte(s, '.'); i >= 0 {
+		j := i + 1
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		if j-i-1 > 9 {
+			return time.Time{}, "must have at most nine fraction digits"
+		}
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		if _, err2 := time.Parse("2006-01-02T15:04:05.999999999", s); err2 == nil {
+			return time.Time{}, "must have an explicit offset (Z or ±hh:mm); a time without one is never guessed as local time"
+		}
+		return time.Time{}, rule
+	}
+	t = t.UTC()
+	if t.Year() < MinYear {
+		return time.Time{}, "must not be before the year 2000"
+	}
+	return t, ""
+}
+
+// IsIdentifier reports whether s follows the subject character rule: 1-128 characters
+// of A-Z a-z 0-9 _ - :.
+func IsIdentifier(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+// canonicalUUID checks the canonical 36-character form, version 1-8 and the RFC variant,
+// and returns it in lower case.
+func canonicalUUID(s string) (string, bool) {
+	if len(s) != 36 {
+		return "", false
+	}
+	b := []byte(s)
+	for i, c := range b {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return "", false
+			}
+			continue
+		}
+		switch {
+		case c >= '0' && c <= '9':
+		case c >= 'a' && c <= 'f':
+		case c >= 'A' && c <= 'F':
+			b[i] = c + ('a' - 'A')
+		default:
+			return "", false
+		}
+	}
+	if v := b[14]; v < '1' || v > '8' {
+		return "", false
+	}
+	switch b[19] {
+	case '8', '9', 'a', 'b':
+	default:
+		return "", false
+	}
+	return string(b), true
+}
+
+// NewID checks and canonicalizes an event id; ok is false when it is not a UUID the
+// contract accepts.
+func NewID(s string) (string, bool) { return canonicalUUID(s) }
+
+func isURIReference(s string) bool {
+	for _, r := range s {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return false
+		}
+	}
+	_, err := url.Parse(s)
+	return err == nil
+}
+
+func isExtensionName(s string) bool {
+	if len(s) == 0 || len(s) > 20 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func kindName(k jsontext.Kind) string {
+	switch k {
+	case '"':
+		return "a string"
+	case '0':
+		return "a number"
+	case 't', 'f':
+		return "a boolean"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 'n':
+		return "null"
+	}
+	return "invalid JSON"
+}
+
+func jsonProblem(err error) string {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "json: ")
+	msg = strings.TrimPrefix(msg, "jsontext: ")
+	return msg
+}
+
+func quoteList(xs []string) string {
+	q := make([]string, len(xs))
+	for i, x := range xs {
+		q[i] = strconv.Quote(x)
+	}
+	return strings.Join(q, ", ")
+}
+
+func typeNames() []string {
+	out := make([]string, len(Types))
+	for i, t := range Types {
+		out[i] = string(t)
+	}
+	return out
+}
+
+func sortStrings(xs []string) {
+	for i := 1; i < len(xs); i++ {
+		for j := i; j > 0 && xs[j] < xs[j-1]; j-- {
+			xs[j], xs[j-1] = xs[j-1], xs[j]
+		}
+	}
+}
