@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/custody/custody/projections"
+	"github.com/custody/custody/streams"
+)
+
+// session is an open connection to the log (embedded or external) and the projection
+// store in the data directory.
+type session struct {
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	embedded *streams.Embedded
+	store    *projections.Store
+}
+
+type connectOpts struct {
+	listen  string // embedded client listener; "" for in-process only
+	keyFile string
+}
+
+// connect opens the log: the external server given by --nats; else the server of the
+// custody process that holds --data (a running serve); else an embedded server on --data.
+func (g *globals) connect(ctx context.Context, o connectOpts) (*session, error) {
+	s := &session{}
+	url := g.natsURL
+	if url == "" {
+		held, err := streams.HeldURL(g.data)
+		if err != nil {
+			return nil, fmt.Errorf("data directory %s: %w (is another custody command running on it without a listener?)", g.data, err)
+		}
+		url = held
+	}
+	var err error
+	opts := []nats.Option{nats.Name("custody"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+	if url != "" {
+		s.nc, err = nats.Connect(url, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("connect to NATS: %w", err)
+		}
+	} else {
+		s.embedded, err = streams.StartEmbedded(streams.EmbeddedConfig{DataDir: g.data, Listen: o.listen, KeyFile: o.keyFile})
+		if err != nil {
+			return nil, err
+		}
+		s.nc, err = s.embedded.Connect(opts...)
+		if err != nil {
+			s.embedded.Shutdown()
+			return nil, err
+		}
+	}
+	s.js, err = jetstream.New(s.nc)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	if err := streams.EnsureStreams(ctx, s.js, streams.LogConfig{}); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// openStore opens the projection store in the data directory.
+func (g *globals) openStore(ctx context.Context, s *session) error {
+	st, err := projections.OpenSQLite(ctx, filepath.Join(g.data, "custody.db"))
+	if err != nil {
+		return err
+	}
+	s.store = st
+	return nil
+}
+
+// catchUpTimeline brings the timeline index up to the log's last sequence.
+func (s *session) catchUpTimeline(ctx context.Context) (*projections.Timeline, error) {
+	tl := projections.NewTimeline(s.store)
+	c := streams.NewConsumer(s.js, tl, streams.ConsumerConfig{Ephemeral: true})
+	if err := c.CatchUp(ctx); err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	return tl, nil
+}
+
+func (s *session) close() {
+	if s.store != nil {
+		s.store.Close()
+	}
+	if s.nc != nil {
+		if err := s.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			s.nc.Close()
+		}
+		for i := 0; i < 100 && !s.nc.IsClosed(); i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if s.embedded != nil {
+		s.embedded.Shutdown()
+	}
+}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// exitError carries a process exit status without printing anything more.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// globals are the settings shared by every subcommand.
+type globals struct {
+	data    string
+	natsURL string
+	stdin   io.Reader
+	stdout  io.Writer
+	stderr  io.Writer
+	log     *slog.Logger
+}
+
+// Run executes the custody command line with the given arguments and streams and returns
+// the exit status. Tests call it in-process.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "custody",
+		Short:         "HIPAA chain of custody for contact-center ePHI, on an immutable JetStream log",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			applyEnv(cmd.Flags(), "data", "CUSTODY_DATA")
+			applyEnv(cmd.Flags(), "nats", "CUSTODY_NATS_URL")
+			g.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			return nil
+		},
+	}
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().StringVar(&g.data, "data", "./custody-data", "data directory: embedded log, projection store (env CUSTODY_DATA)")
+	root.PersistentFlags().StringVar(&g.natsURL, "nats", "", "URL of an external NATS server with JetStream; empty runs the embedded server on --data (env CUSTODY_NATS_URL)")
+	root.AddCommand(publishCmd(g), simulateCmd(g), replayCmd(g), serveCmd(g))
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	fmt.Fprintln(stderr, "custody:", err)
+	return 2
+}
+
+// applyEnv gives a flag the value of an environment variable when the flag was not set
+// on the command line: flags > environment > defaults.
+func applyEnv(fs *pflag.FlagSet, name, env string) {
+	f := fs.Lookup(name)
+	if f == nil || f.Changed {
+		return
+	}
+	if v, ok := os.LookupEnv(env); ok && v != "" {
+		_ = fs.Set(name, v)
+	}
+}

@@ -1,0 +1,154 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	_ "modernc.org/sqlite" // the default projection store: pure-Go SQLite
+)
+
+// Store is the projection store: one SQL database holding every view, the timeline
+// index and each projector's checkpoint. SQLite in the data directory by default; the
+// SQL is portable so that PostgreSQL can hold the same schema.
+type Store struct {
+	db      *sql.DB
+	dialect string
+}
+
+// OpenSQLite opens (creating if needed) the SQLite store at path and migrates it.
+func OpenSQLite(ctx context.Context, path string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1) // one writer; SQLite serializes writes anyway
+	s := &Store{db: db, dialect: "sqlite"}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// DB exposes the database for read-only SQL tools and tests.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// q rewrites the portable "?" placeholders for the store's dialect.
+func (s *Store) q(query string) string {
+	if s.dialect != "postgres" {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// migrations are applied in order, each once, recorded in schema_migrations. Append
+// only: never edit a released migration.
+var migrations = []string{
+	`CREATE TABLE checkpoints (
+		projector TEXT PRIMARY KEY,
+		seq BIGINT NOT NULL
+	)`,
+	`CREATE TABLE timeline (
+		subject TEXT NOT NULL,
+		seq BIGINT NOT NULL,
+		event_time TEXT NOT NULL,
+		type TEXT NOT NULL,
+		event_id TEXT NOT NULL,
+		PRIMARY KEY (subject, seq)
+	)`,
+	`CREATE TABLE event_ids (
+		event_id TEXT PRIMARY KEY,
+		seq BIGINT NOT NULL
+	)`,
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	var have int
+	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for v := have + 1; v <= len(migrations); v++ {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("migrate %d: %w", v, err)
+		}
+		if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migrate %d: %w", v, err)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO schema_migrations (version) VALUES (?)`), v); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migrate %d: %w", v, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migrate %d: %w", v, err)
+		}
+	}
+	return nil
+}
+
+// Checkpoint returns the last sequence applied by a projector, 0 when none.
+func (s *Store) Checkpoint(ctx context.Context, projector string) (uint64, error) {
+	var seq int64
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT seq FROM checkpoints WHERE projector = ?`), projector).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("checkpoint %s: %w", projector, err)
+	}
+	return uint64(seq), nil
+}
+
+// ErrGap is returned by Apply when a batch does not continue right after the checkpoint.
+var ErrGap = errors.New("sequence gap")
+
+// checkpointTx reads a checkpoint inside a transaction (which holds the write lock, so
+// concurrent appliers of the same projector serialize on it).
+func (s *Store) checkpointTx(ctx context.Context, tx *sql.Tx, projector string) (uint64, error) {
+	var seq int64
+	err := tx.QueryRowContext(ctx, s.q(`SELECT seq FROM checkpoints WHERE projector = ?`), projector).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("checkpoint %s: %w", projector, err)
+	}
+	return uint64(seq), nil
+}
+
+// setCheckpoint records seq for projector inside tx.
+func (s *Store) setCheckpoint(ctx context.Context, tx *sql.Tx, projector string, seq uint64) error {
+	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO checkpoints (projector, seq) VALUES (?, ?)
+		ON CONFLICT (projector) DO UPDATE SET seq = excluded.seq`), projector, int64(seq))
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", projector, err)
+	}
+	return nil
+}

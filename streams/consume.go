@@ -1,0 +1,210 @@
+package streams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/custody/custody/domain"
+)
+
+// ErrGap is returned when the log skips a sequence a projector has not applied. The
+// projector halts rather than skip an event.
+var ErrGap = errors.New("sequence gap in the log")
+
+// ErrUndecodable is returned when a stored message is not a valid event.
+var ErrUndecodable = errors.New("stored message is not a valid event")
+
+// Projector is what the consume loop drives: a view, an index or any other fold of the
+// log. The loop is defined here; implementations live elsewhere and need not import this
+// package (they only use domain types).
+type Projector interface {
+	// Name identifies the projector; its durable consumer is named after it.
+	Name() string
+	// Checkpoint is the last stream sequence the projector has applied (0 for none).
+	Checkpoint(ctx context.Context) (uint64, error)
+	// Apply applies events in sequence order and records the last one's sequence as the
+	// checkpoint in the same transaction: either all of the batch is applied with its
+	// checkpoint, or none of it.
+	Apply(ctx context.Context, batch []domain.Stored) error
+}
+
+// ConsumerConfig configures a consume loop. The zero value is valid.
+type ConsumerConfig struct {
+	// Stream is the stream to read. Optional; default EventsStream.
+	Stream string
+	// Batch is the most events applied in one transaction. Optional; default 1000.
+	Batch int
+	// MaxWait bounds one fetch while the log is idle. Optional; default 1 s.
+	MaxWait time.Duration
+	// Ephemeral uses an ordered consumer instead of a durable one (for one-off catch-up
+	// and rebuilds). Optional.
+	Ephemeral bool
+	// Progress, if set, is called after each applied batch with the last applied and the
+	// last known stream sequence.
+	Progress func(applied, last uint64)
+}
+
+func (c *ConsumerConfig) setDefaults() {
+	if c.Stream == "" {
+		c.Stream = EventsStream
+	}
+	if c.Batch == 0 {
+		c.Batch = 1000
+	}
+	if c.MaxWait == 0 {
+		c.MaxWait = time.Second
+	}
+}
+
+// Consumer feeds one projector from the log, exactly once by sequence: a delivered
+// sequence at or below the checkpoint is skipped, a gap halts it with ErrGap.
+type Consumer struct {
+	js   jetstream.JetStream
+	proj Projector
+	cfg  ConsumerConfig
+}
+
+// NewConsumer returns a consume loop for proj.
+func NewConsumer(js jetstream.JetStream, proj Projector, cfg ConsumerConfig) *Consumer {
+	cfg.setDefaults()
+	return &Consumer{js: js, proj: proj, cfg: cfg}
+}
+
+// Run applies events until ctx is done. It returns nil on cancellation.
+func (c *Consumer) Run(ctx context.Context) error {
+	err := c.run(ctx, false)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// CatchUp applies every event stored up to the moment it is called, then returns.
+func (c *Consumer) CatchUp(ctx context.Context) error { return c.run(ctx, true) }
+
+func (c *Consumer) run(ctx context.Context, untilLast bool) error {
+	stream, err := c.js.Stream(ctx, c.cfg.Stream)
+	if err != nil {
+		return fmt.Errorf("%s: stream %s: %w", c.proj.Name(), c.cfg.Stream, err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: stream info: %w", c.proj.Name(), err)
+	}
+	cp, err := c.proj.Checkpoint(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: checkpoint: %w", c.proj.Name(), err)
+	}
+	// Events older than MaxAge expire by policy; a fresh projector starts at the
+	// first sequence the stream still holds.
+	if info.State.FirstSeq > 1 && cp < info.State.FirstSeq-1 {
+		if cp != 0 {
+			return fmt.Errorf("%s: %w: checkpoint %d but the log now starts at %d", c.proj.Name(), ErrGap, cp, info.State.FirstSeq)
+		}
+		cp = info.State.FirstSeq - 1
+	}
+	last := info.State.LastSeq
+	if untilLast && cp >= last {
+		return nil
+	}
+	cons, err := c.consumer(ctx, stream, cp)
+	if err != nil {
+		return err
+	}
+	batch := make([]domain.Stored, 0, c.cfg.Batch)
+	for {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		want := c.cfg.Batch
+		if untilLast {
+			want = int(min(uint64(want), last-cp))
+		}
+		msgs, err := cons.Fetch(want, jetstream.FetchMaxWait(c.cfg.MaxWait))
+		if err != nil {
+			return fmt.Errorf("%s: fetch: %w", c.proj.Name(), err)
+		}
+		batch = batch[:0]
+		var lastMsg jetstream.Msg
+		for m := range msgs.Messages() {
+			meta, err := m.Metadata()
+			if err != nil {
+				return fmt.Errorf("%s: metadata: %w", c.proj.Name(), err)
+			}
+			seq := meta.Sequence.Stream
+			if seq <= cp {
+				continue // applied before a crash or redelivered: skip
+			}
+			if seq != cp+1 {
+				return fmt.Errorf("%s: %w: expected sequence %d, got %d", c.proj.Name(), ErrGap, cp+1, seq)
+			}
+			ev, err := domain.Parse(m.Data())
+			if err != nil {
+				return fmt.Errorf("%s: sequence %d: %w: %v", c.proj.Name(), seq, ErrUndecodable, err)
+			}
+			batch = append(batch, domain.Stored{Seq: seq, Subject: m.Subject(), Received: meta.Timestamp.UTC(), Raw: m.Data(), Event: ev})
+			cp = seq
+			lastMsg = m
+		}
+		if err := msgs.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("%s: fetch: %w", c.proj.Name(), err)
+		}
+		if len(batch) > 0 {
+			if err := c.proj.Apply(ctx, batch); err != nil {
+				return fmt.Errorf("%s: apply %d..%d: %w", c.proj.Name(), batch[0].Seq, batch[len(batch)-1].Seq, err)
+			}
+			if !c.cfg.Ephemeral && lastMsg != nil {
+				_ = lastMsg.Ack() // AckAll: the checkpoint is the truth, the ack only trims redelivery
+			}
+			if c.cfg.Progress != nil {
+				c.cfg.Progress(cp, max(last, cp))
+			}
+		}
+		if untilLast && cp >= last {
+			return nil
+		}
+	}
+}
+
+// consumer returns the durable consumer positioned right after cp, re-creating it when
+// its position disagrees with the checkpoint (the checkpoint is authoritative), or an
+// ordered consumer in ephemeral mode.
+func (c *Consumer) consumer(ctx context.Context, stream jetstream.Stream, cp uint64) (jetstream.Consumer, error) {
+	if c.cfg.Ephemeral {
+		return stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+			DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:   cp + 1,
+		})
+	}
+	name := "custody-" + c.proj.Name()
+	if existing, err := stream.Consumer(ctx, name); err == nil {
+		ci := existing.CachedInfo()
+		if ci.AckFloor.Stream == cp && ci.NumAckPending == 0 {
+			return existing, nil
+		}
+		if err := stream.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil, fmt.Errorf("%s: reset consumer: %w", c.proj.Name(), err)
+		}
+	}
+	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "custody projector " + c.proj.Name(),
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   cp + 1,
+		AckPolicy:     jetstream.AckAllPolicy,
+		AckWait:       5 * time.Minute,
+		MaxAckPending: -1,
+		MaxWaiting:    16,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: create consumer: %w", c.proj.Name(), err)
+	}
+	return cons, nil
+}
