@@ -149,6 +149,9 @@ func decode(b []byte, notAfter time.Time, internal bool) (Event, error) {
 				continue
 			}
 			p.scan(name, s)
+			// Keep the string in the form MarshalJSON writes it, so that decoding the
+			// canonical form gives back the same Event.
+			raw, _ = json.Marshal(s)
 		case '0', 't', 'f':
 		case 'n':
 			continue // null is the same as absent
@@ -531,7 +534,8 @@ func ParseTime(s string) (time.Time, string) {
 	if len(s) > 0 && (s[len(s)-1] == 'z') {
 		s = s[:len(s)-1] + "Z"
 	}
-	if i := strings.IndexByte(s, '.'); i >= 0 {
+	// Go's parser also takes a comma as the decimal mark; the limit applies to both.
+	if i := strings.IndexAny(s, ".,"); i >= 0 {
 		j := i + 1
 		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
 			j++
@@ -546,6 +550,12 @@ func ParseTime(s string) (time.Time, string) {
 			return time.Time{}, "must have an explicit offset (Z or ±hh:mm); a time without one is never guessed as local time"
 		}
 		return time.Time{}, rule
+	}
+	// Go's lenient fallback parser also takes offsets of 24 hours or 60 minutes
+	// (+24:00, +23:60); the contract allows ±23:59 at most. A successful parse ends in
+	// Z or ±hh:mm.
+	if n := len(s); s[n-1] != 'Z' && (n < 6 || s[n-5:n-3] > "23" || s[n-2:] > "59") {
+		return time.Time{}, "must have an offset within ±23:59"
 	}
 	t = t.UTC()
 	if t.Year() < MinYear {

@@ -3,6 +3,7 @@ package domain
 import (
 	"regexp"
 	"strings"
+	"unicode"
 )
 
 // The minimum-necessary recognizers of EVENTS.md ("Precise points"). They match
@@ -14,8 +15,9 @@ var (
 	reMRN     = regexp.MustCompile(`(?i)mrn[^A-Za-z0-9]{0,3}[0-9]{6}`)
 	reNPI     = regexp.MustCompile(`(?i)npi[^A-Za-z0-9]{0,3}[0-9]{10}`)
 	reDOB     = regexp.MustCompile(`[0-9]{2}/[0-9]{2}/[0-9]{4}`)
-	// A masked address: zero or one visible character, "***@", a domain.
-	reMasked = regexp.MustCompile(`^[^\s@*]?\*\*\*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$`)
+	// A masked address: zero or one visible character (not a space, separator or
+	// control/format character), "***@", a domain.
+	reMasked = regexp.MustCompile(`^[^\s@*\p{Z}\p{C}]?\*\*\*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$`)
 )
 
 // Rules named in rejections, so that operators can grep for them.
@@ -76,7 +78,7 @@ func MaskEmail(addr string) string {
 	local, domain := addr[:at], addr[at+1:]
 	first := ""
 	for _, r := range local {
-		if r != '*' && r != '@' && r > ' ' {
+		if r != '*' && r != '@' && unicode.IsGraphic(r) && !unicode.IsSpace(r) {
 			first = string(r)
 		}
 		break
