@@ -1,12 +1,15 @@
 package domain
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -50,14 +53,11 @@ var topLevel = map[string]bool{
 }
 
 func decode(b []byte, notAfter time.Time, internal bool) (Event, error) {
-	var top map[string]jsontext.Value
-	if err := json.Unmarshal(b, &top); err != nil {
+	top, err := parseObject(b)
+	if err != nil {
 		return Event{}, &ValidationError{Problems: []*FieldError{{Field: "event", Rule: "must be one JSON object: " + jsonProblem(err)}}}
 	}
-	if top == nil {
-		return Event{}, &ValidationError{Problems: []*FieldError{{Field: "event", Rule: "must be one JSON object, not null"}}}
-	}
-	p := &parser{}
+	p := &parser{src: b}
 	o := &object{p: p, m: top}
 	var e Event
 
@@ -124,14 +124,15 @@ func decode(b []byte, notAfter time.Time, internal bool) (Event, error) {
 		}
 	}
 	extra := make([]string, 0, len(top))
-	for name := range top {
-		if !topLevel[name] {
-			extra = append(extra, name)
+	for _, m := range top {
+		if !topLevel[m.name] {
+			extra = append(extra, m.name)
 		}
 	}
 	sortStrings(extra)
 	for _, name := range extra {
-		raw := top[name]
+		m := o.find(name)
+		raw := m.raw
 		if name == "data_base64" {
 			p.fail(name, "is not accepted: data must be a JSON object in \"data\"")
 			continue
@@ -140,10 +141,9 @@ func decode(b []byte, notAfter time.Time, internal bool) (Event, error) {
 			p.fail(name, "unknown attribute; extension attribute names must be 1-20 characters of a-z and 0-9")
 			continue
 		}
-		switch raw.Kind() {
+		switch m.kind {
 		case '"':
-			var s string
-			_ = json.Unmarshal(raw, &s)
+			s := m.str
 			if s == "" {
 				p.fail(name, "must not be empty")
 				continue
@@ -306,6 +306,7 @@ func decodeData(t Type, d *object, e *Event) Data {
 
 // parser collects problems of one event.
 type parser struct {
+	src      []byte
 	problems []*FieldError
 	internal bool
 }
@@ -339,61 +340,146 @@ func (p *parser) eventTime(field, s string) (time.Time, bool) {
 	return t, true
 }
 
+// member is one member of a parsed JSON object: strings unquoted, objects parsed,
+// other values kept raw.
+type member struct {
+	name string
+	kind jsontext.Kind
+	str  string         // kind '"'
+	obj  []member       // kind '{'
+	raw  jsontext.Value // other kinds
+	seen bool
+}
+
+// parseObject reads exactly one JSON object with the jsontext decoder, which rejects
+// duplicate member names and invalid UTF-8. It streams tokens instead of building maps
+// by reflection: decoding is on the ingest hot path.
+func parseObject(b []byte) ([]member, error) {
+	st := decoders.Get().(*pooledDecoder)
+	defer decoders.Put(st)
+	st.r.Reset(b)
+	st.dec.Reset(&st.r)
+	dec := st.dec
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return nil, err
+	}
+	if tok.Kind() != '{' {
+		return nil, fmt.Errorf("got %s", kindName(tok.Kind()))
+	}
+	ms, err := readMembers(dec)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		if err == nil {
+			err = errors.New("unexpected data after the object")
+		}
+		return nil, err
+	}
+	return ms, nil
+}
+
+type pooledDecoder struct {
+	r   bytes.Reader
+	dec *jsontext.Decoder
+}
+
+var decoders = sync.Pool{New: func() any {
+	st := &pooledDecoder{}
+	st.dec = jsontext.NewDecoder(&st.r)
+	return st
+}}
+
+func readMembers(dec *jsontext.Decoder) ([]member, error) {
+	ms := make([]member, 0, 10)
+	for {
+		if dec.PeekKind() == '}' {
+			_, err := dec.ReadToken()
+			return ms, err
+		}
+		name, err := dec.ReadToken()
+		if err != nil {
+			return nil, err
+		}
+		m := member{name: name.String(), kind: dec.PeekKind()}
+		switch m.kind {
+		case '"':
+			t, err := dec.ReadToken()
+			if err != nil {
+				return nil, err
+			}
+			m.str = t.String()
+		case '{':
+			if _, err := dec.ReadToken(); err != nil {
+				return nil, err
+			}
+			if m.obj, err = readMembers(dec); err != nil {
+				return nil, err
+			}
+		default:
+			v, err := dec.ReadValue()
+			if err != nil {
+				return nil, err
+			}
+			m.raw = v.Clone()
+		}
+		ms = append(ms, m)
+	}
+}
+
 // object is one JSON object under validation; it remembers which members were read so
 // that the rest can be reported as unknown.
 type object struct {
-	p    *parser
-	m    map[string]jsontext.Value
-	pre  string // path prefix, "" at top level, "data." inside data
-	seen map[string]bool
+	p   *parser
+	m   []member
+	pre string // path prefix, "" at top level, "data." inside data
 }
 
 func (o *object) path(key string) string { return o.pre + key }
 
-func (o *object) has(key string) bool {
-	v, ok := o.m[key]
-	return ok && v.Kind() != 'n'
+func (o *object) find(key string) *member {
+	for i := range o.m {
+		if o.m[i].name == key {
+			return &o.m[i]
+		}
+	}
+	return nil
 }
 
-// get returns the raw member, marking it read; ok is false when absent or null, and a
-// missing required member is reported.
-func (o *object) get(key string, required bool) (jsontext.Value, bool) {
-	if o.seen == nil {
-		o.seen = map[string]bool{}
+// get returns the member, marking it read; nil when absent or null, and a missing
+// required member is reported.
+func (o *object) get(key string, required bool) *member {
+	m := o.find(key)
+	if m != nil {
+		m.seen = true
 	}
-	o.seen[key] = true
-	v, ok := o.m[key]
-	if !ok || v.Kind() == 'n' {
+	if m == nil || m.kind == 'n' {
 		if required {
 			o.p.fail(o.path(key), "is required")
 		}
-		return nil, false
+		return nil
 	}
-	return v, true
+	return m
 }
 
 func (o *object) str(key string, required bool) (string, bool) {
-	v, ok := o.get(key, required)
-	if !ok {
+	m := o.get(key, required)
+	if m == nil {
 		return "", false
 	}
-	if v.Kind() != '"' {
-		o.p.fail(o.path(key), "must be a string, not "+kindName(v.Kind()))
+	if m.kind != '"' {
+		o.p.fail(o.path(key), "must be a string, not "+kindName(m.kind))
 		return "", false
 	}
-	var s string
-	if err := json.Unmarshal(v, &s); err != nil {
-		o.p.fail(o.path(key), "must be a valid string: "+jsonProblem(err))
-		return "", false
-	}
-	if s == "" {
+	if m.str == "" {
 		o.p.fail(o.path(key), "must not be empty")
 		return "", false
 	}
 	if o.pre != "" {
-		o.p.scan(o.path(key), s)
+		o.p.scan(o.path(key), m.str)
 	}
-	return s, true
+	return m.str, true
 }
 
 func (o *object) enum(key string, required bool, allowed []string) string {
@@ -411,22 +497,20 @@ func (o *object) enum(key string, required bool, allowed []string) string {
 }
 
 func (o *object) ident(key string, required bool) string {
-	v, ok := o.get(key, required)
-	if !ok {
+	m := o.get(key, required)
+	if m == nil {
 		return ""
 	}
-	if v.Kind() != '"' {
-		o.p.fail(o.path(key), "must be a string, not "+kindName(v.Kind()))
+	if m.kind != '"' {
+		o.p.fail(o.path(key), "must be a string, not "+kindName(m.kind))
 		return ""
 	}
-	var s string
-	_ = json.Unmarshal(v, &s)
-	if !IsIdentifier(s) {
+	if !IsIdentifier(m.str) {
 		o.p.fail(o.path(key), "must be 1-128 characters of A-Z a-z 0-9 _ - :")
 		return ""
 	}
-	o.p.scan(o.path(key), s)
-	return s
+	o.p.scan(o.path(key), m.str)
+	return m.str
 }
 
 func (o *object) masked(key string, required bool) string {
@@ -442,30 +526,30 @@ func (o *object) masked(key string, required bool) string {
 }
 
 func (o *object) boolean(key string, required bool) (bool, bool) {
-	v, ok := o.get(key, required)
-	if !ok {
+	m := o.get(key, required)
+	if m == nil {
 		return false, false
 	}
-	switch v.Kind() {
+	switch m.kind {
 	case 't':
 		return true, true
 	case 'f':
 		return false, true
 	}
-	o.p.fail(o.path(key), "must be a boolean (true or false), not "+kindName(v.Kind()))
+	o.p.fail(o.path(key), "must be a boolean (true or false), not "+kindName(m.kind))
 	return false, false
 }
 
 func (o *object) integer(key string, required bool) (int64, bool) {
-	v, ok := o.get(key, required)
-	if !ok {
+	m := o.get(key, required)
+	if m == nil {
 		return 0, false
 	}
-	if v.Kind() != '0' {
-		o.p.fail(o.path(key), "must be a JSON integer, not "+kindName(v.Kind()))
+	if m.kind != '0' {
+		o.p.fail(o.path(key), "must be a JSON integer, not "+kindName(m.kind))
 		return 0, false
 	}
-	n, err := strconv.ParseInt(string(v), 10, 64)
+	n, err := strconv.ParseInt(string(m.raw), 10, 64)
 	if err != nil {
 		o.p.fail(o.path(key), "must be a JSON integer (no fraction or exponent) within 64 bits")
 		return 0, false
@@ -474,28 +558,23 @@ func (o *object) integer(key string, required bool) (int64, bool) {
 }
 
 func (o *object) obj(key string, required bool) *object {
-	v, ok := o.get(key, required)
-	if !ok {
+	m := o.get(key, required)
+	if m == nil {
 		return nil
 	}
-	if v.Kind() != '{' {
-		o.p.fail(o.path(key), "must be a JSON object, not "+kindName(v.Kind()))
+	if m.kind != '{' {
+		o.p.fail(o.path(key), "must be a JSON object, not "+kindName(m.kind))
 		return nil
 	}
-	var m map[string]jsontext.Value
-	if err := json.Unmarshal(v, &m); err != nil {
-		o.p.fail(o.path(key), jsonProblem(err))
-		return nil
-	}
-	return &object{p: o.p, m: m, pre: o.path(key) + "."}
+	return &object{p: o.p, m: m.obj, pre: o.path(key) + "."}
 }
 
 // finish reports every member that was not read as unknown.
 func (o *object) finish() {
 	var unknown []string
-	for k := range o.m {
-		if !o.seen[k] {
-			unknown = append(unknown, k)
+	for _, m := range o.m {
+		if !m.seen {
+			unknown = append(unknown, m.name)
 		}
 	}
 	sortStrings(unknown)
@@ -505,19 +584,22 @@ func (o *object) finish() {
 }
 
 func (o *object) seenAll() {
-	for k := range o.m {
-		if o.seen == nil {
-			o.seen = map[string]bool{}
-		}
-		o.seen[k] = true
+	for i := range o.m {
+		o.m[i].seen = true
 	}
 }
 
-// decodeInto decodes custody's own payloads (read back from the log) leniently typed
-// but with unknown members rejected.
+// decodeInto decodes custody's own payloads (read back from the log) with unknown
+// members rejected.
 func (o *object) decodeInto(v any) {
-	raw, _ := json.Marshal(o.m, json.Deterministic(true))
-	if err := json.Unmarshal(raw, v, json.RejectUnknownMembers(true)); err != nil {
+	var env struct {
+		Data jsontext.Value `json:"data"`
+	}
+	err := json.Unmarshal(o.p.src, &env)
+	if err == nil {
+		err = json.Unmarshal(env.Data, v, json.RejectUnknownMembers(true))
+	}
+	if err != nil {
 		o.p.fail(strings.TrimSuffix(o.pre, "."), jsonProblem(err))
 	}
 	o.seenAll()

@@ -176,6 +176,9 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	if e.Data == nil {
 		return nil, fmt.Errorf("marshal event %s: no data", e.ID)
 	}
+	if b, ok := appendEvent(make([]byte, 0, 384), e); ok {
+		return b, nil
+	}
 	return json.Marshal(envelope{
 		SpecVersion:     SpecVersion,
 		ID:              e.ID,
