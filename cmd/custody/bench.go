@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"text/tabwriter"
@@ -48,6 +49,7 @@ It also prints the decode+validate+encode rate alone, on all cores.`,
 			return printBench(g.stdout, rows)
 		},
 	}
+	cmd.Flags().IntVar(&cfg.Rounds, "rounds", 3, "runs of each measurement; the median is reported")
 	cmd.Flags().IntVar(&cfg.Events, "events", 20000, "events per one-by-one run")
 	cmd.Flags().IntVar(&cfg.AtomicEvents, "atomic-events", 200000, "events per atomic-batch run")
 	cmd.Flags().StringVar(&cfg.Dir, "dir", "", "directory for the temporary stores (default: the system's temp dir)")
@@ -55,6 +57,7 @@ It also prints the decode+validate+encode rate alone, on all cores.`,
 }
 
 type benchConfig struct {
+	Rounds       int
 	Events       int
 	AtomicEvents int
 	Dir          string
@@ -101,8 +104,20 @@ func benchEvents(n int) ([][]byte, error) {
 }
 
 func runPublishBench(ctx context.Context, cfg benchConfig) ([]benchRow, error) {
-	if cfg.Events < 1 || cfg.AtomicEvents < 1 {
-		return nil, fmt.Errorf("--events and --atomic-events must be positive")
+	if cfg.Events < 1 || cfg.AtomicEvents < 1 || cfg.Rounds < 1 {
+		return nil, fmt.Errorf("--events, --atomic-events and --rounds must be positive")
+	}
+	median := func(fn func(*nats.Conn) error) (time.Duration, error) {
+		var ds []time.Duration
+		for r := 0; r < cfg.Rounds; r++ {
+			d, err := withServer(ctx, cfg.Dir, fn)
+			if err != nil {
+				return 0, err
+			}
+			ds = append(ds, d)
+		}
+		slices.Sort(ds)
+		return ds[len(ds)/2], nil
 	}
 	all, err := benchEvents(max(cfg.Events, cfg.AtomicEvents))
 	if err != nil {
@@ -124,21 +139,21 @@ func runPublishBench(ctx context.Context, cfg benchConfig) ([]benchRow, error) {
 	add("decode+validate+encode only", cfg.AtomicEvents, d, "")
 
 	one := all[:cfg.Events]
-	if d, err = withServer(ctx, cfg.Dir, func(nc *nats.Conn) error { return rawAsync(ctx, nc, one, 1024) }); err != nil {
+	if d, err = median(func(nc *nats.Conn) error { return rawAsync(ctx, nc, one, 1024) }); err != nil {
 		return nil, err
 	}
 	add("raw one-by-one", len(one), d, "")
-	if d, err = withServer(ctx, cfg.Dir, func(nc *nats.Conn) error { return custodyIngest(ctx, nc, one, 0) }); err != nil {
+	if d, err = median(func(nc *nats.Conn) error { return custodyIngest(ctx, nc, one, 0) }); err != nil {
 		return nil, err
 	}
 	add("custody one-by-one", len(one), d, "raw one-by-one")
 
 	many := all[:cfg.AtomicEvents]
-	if d, err = withServer(ctx, cfg.Dir, func(nc *nats.Conn) error { return rawAtomic(ctx, nc, many, 1000) }); err != nil {
+	if d, err = median(func(nc *nats.Conn) error { return rawAtomic(ctx, nc, many, 1000) }); err != nil {
 		return nil, err
 	}
 	add("raw atomic", len(many), d, "raw one-by-one")
-	if d, err = withServer(ctx, cfg.Dir, func(nc *nats.Conn) error { return custodyIngest(ctx, nc, many, 1000) }); err != nil {
+	if d, err = median(func(nc *nats.Conn) error { return custodyIngest(ctx, nc, many, 1000) }); err != nil {
 		return nil, err
 	}
 	add("custody atomic", len(many), d, "raw atomic")
@@ -259,11 +274,40 @@ func rawAsync(ctx context.Context, nc *nats.Conn, lines [][]byte, inFlight int) 
 	}
 }
 
-// rawAtomic publishes the bytes in atomic batches, one batch in flight.
+// rawAtomic publishes the bytes in atomic batches, with as many batches in flight as
+// custody's publisher uses.
 func rawAtomic(ctx context.Context, nc *nats.Conn, lines [][]byte, size int) error {
 	msgs := prepared(lines)
+	spans := make(chan []benchMsg)
+	errs := make(chan error, 4)
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for batch := range spans {
+				if err := rawAtomicBatch(ctx, nc, batch); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
 	for lo := 0; lo < len(msgs); lo += size {
-		batch := msgs[lo:min(lo+size, len(msgs))]
+		spans <- msgs[lo:min(lo+size, len(msgs))]
+	}
+	close(spans)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+func rawAtomicBatch(ctx context.Context, nc *nats.Conn, batch []benchMsg) error {
+	{
 		id := nuid.Next()
 		for i, m := range batch {
 			msg := &nats.Msg{Subject: m.subject, Data: m.data, Header: nats.Header{

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/custody/custody/domain"
 	main "github.com/custody/custody/cmd/custody"
+	"github.com/custody/custody/domain"
 )
 
 // run executes custody in-process and returns its exit status, stdout and stderr.
@@ -241,5 +241,64 @@ func TestServeHoldsDataDirAndOthersConnect(t *testing.T) {
 	code, _, errs = run(t, in, "publish", "--data", data, "-")
 	if p2, d2, _ := lastLine(t, errs); code != 0 || p2 != 0 || d2 < p {
 		t.Fatalf("republish after serve: %d %s", code, tail(errs))
+	}
+}
+
+// TestReplayOrderUnderOutOfOrderArrival publishes one interaction's events in an order
+// unrelated to their times (two with the same time), and checks that replay prints them
+// by event time, ties by stream sequence, with sequences and receive times.
+func TestReplayOrderUnderOutOfOrderArrival(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	at := func(min int) string {
+		return time.Date(2026, 3, 8, 6, 0, 0, 0, time.UTC).Add(time.Duration(min) * time.Minute).Format(time.RFC3339Nano)
+	}
+	ev := func(id, typ string, min int, data string) string {
+		return fmt.Sprintf(`{"specversion":"1.0","id":"0193f1a2-7c4e-7b3a-9d2e-5f6a7b8c9d%s","source":"genesys-cloud/org-3f1c","type":"%s","time":"%s","subject":"gc-replay-1","data":%s}`, id, typ, at(min), data)
+	}
+	// Arrival order: ended, accessed, started, classified, consent (same time as accessed).
+	lines := []string{
+		ev("05", "interaction.ended", 30, `{"disposition":"resolved"}`),
+		ev("04", "phi.accessed", 10, `{"agentId":"agent-7","action":"handled"}`),
+		ev("01", "interaction.started", 0, `{"channel":"voice","direction":"inbound"}`),
+		ev("02", "interaction.classified", 5, `{"interactionType":"claims_inquiry","dataClassification":"protected_health_information"}`),
+		ev("03", "consent.captured", 10, `{"method":"ivr_verbal"}`),
+		ev("06", "agent.assigned", 1, `{"agentId":"agent-9","authorized":true}`),
+	}
+	// One at a time, so stream sequences follow arrival order.
+	for _, l := range lines {
+		if code, _, errs := run(t, []byte(l+"\n"), "publish", "--data", data, "--atomic-batch", "0", "-"); code != 0 {
+			t.Fatalf("publish: %s", errs)
+		}
+	}
+	code, out, errs := run(t, nil, "replay", "--data", data, "--interaction", "gc-replay-1", "--format", "jsonl")
+	if code != 0 {
+		t.Fatalf("replay: %s", errs)
+	}
+	var ids []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		e, err := domain.Parse([]byte(l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.ID[len(e.ID)-2:])
+	}
+	// 04 (sequence 2) and 03 (sequence 5) share a time: the lower sequence first.
+	if got, want := strings.Join(ids, " "), "01 06 02 04 03 05"; got != want {
+		t.Fatalf("replay order %q, want %q", got, want)
+	}
+	code, out, _ = run(t, nil, "replay", "--data", data, "--interaction", "gc-replay-1")
+	rows := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(rows) != 7 {
+		t.Fatalf("table: %d rows\n%s", len(rows), out)
+	}
+	// Columns: event time, sequence, received. Sequence 3 (started) comes first.
+	if f := strings.Fields(rows[1]); f[0] != at(0) || f[1] != "3" {
+		t.Fatalf("first row %q", rows[1])
+	}
+	if code, _, errs := run(t, nil, "replay", "--data", data, "--interaction", "gc-unknown"); code != 1 || !strings.Contains(errs, "no events") {
+		t.Fatalf("unknown interaction: exit %d %s", code, errs)
+	}
+	if code, _, errs := run(t, nil, "replay", "--data", data, "--interaction", "bad id"); code == 0 || !strings.Contains(errs, "--interaction") {
+		t.Fatalf("bad id: exit %d %s", code, errs)
 	}
 }

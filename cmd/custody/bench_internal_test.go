@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"testing"
+)
+
+// BenchmarkPublish runs custody's ingest beside raw JetStream publishing of the same
+// bytes, on fresh stores with the same settings, and reports the ratios:
+//
+//	go test -run '^$' -bench Publish -benchtime 1x ./cmd/custody
+func BenchmarkPublish(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		rows, err := runPublishBench(context.Background(), benchConfig{Rounds: 1, Events: 5000, AtomicEvents: 100000})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range rows {
+			switch r.Name {
+			case "raw one-by-one":
+				b.ReportMetric(r.PerSec, "raw-events/s")
+			case "custody one-by-one":
+				b.ReportMetric(r.Ratio, "custody/raw")
+			case "custody atomic":
+				b.ReportMetric(r.PerSec, "atomic-events/s")
+				b.ReportMetric(r.Ratio, "custody-atomic/raw-atomic")
+			case "custody atomic vs raw one-by-one":
+				b.ReportMetric(r.Ratio, "atomic/one-by-one")
+			}
+		}
+	}
+}
+
+// TestBenchRuns checks that every measurement of custody bench runs and stores what it
+// published (the rates themselves are not asserted: they belong to benchmarks).
+func TestBenchRuns(t *testing.T) {
+	rows, err := runPublishBench(context.Background(), benchConfig{Rounds: 1, Events: 300, AtomicEvents: 2500, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 6 {
+		t.Fatalf("%d rows, want 6", len(rows))
+	}
+	for _, r := range rows {
+		if r.PerSec <= 0 || (r.Baseline != "" && r.Ratio <= 0) {
+			t.Fatalf("row %+v", r)
+		}
+	}
+}
