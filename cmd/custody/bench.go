@@ -279,9 +279,9 @@ func rawAsync(ctx context.Context, nc *nats.Conn, lines [][]byte, inFlight int) 
 func rawAtomic(ctx context.Context, nc *nats.Conn, lines [][]byte, size int) error {
 	msgs := prepared(lines)
 	spans := make(chan []benchMsg)
-	errs := make(chan error, 4)
+	errs := make(chan error, 1)
 	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
+	for w := 0; w < 1; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
