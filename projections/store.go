@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	_ "modernc.org/sqlite" // the default projection store: pure-Go SQLite
 )
@@ -83,7 +84,50 @@ var migrations = []string{
 		event_id TEXT PRIMARY KEY,
 		seq BIGINT NOT NULL
 	)`,
+	`CREATE TABLE view_events (
+		view TEXT NOT NULL,
+		seq BIGINT NOT NULL,
+		event_id TEXT NOT NULL,
+		type TEXT NOT NULL,
+		subject TEXT NOT NULL,
+		agent TEXT NOT NULL,
+		event_time TEXT NOT NULL,
+		late BOOLEAN NOT NULL,
+		body TEXT NOT NULL,
+		PRIMARY KEY (view, seq),
+		UNIQUE (view, event_id)
+	)`,
+	`CREATE INDEX view_events_time ON view_events (view, event_time)`,
+	`CREATE TABLE view_state (
+		view TEXT PRIMARY KEY,
+		max_time TEXT NOT NULL,
+		late_events BIGINT NOT NULL
+	)`,
+	`CREATE TABLE alerts (
+		id TEXT PRIMARY KEY,
+		view TEXT NOT NULL,
+		rule TEXT NOT NULL,
+		agent_id TEXT NOT NULL,
+		interaction_ids TEXT NOT NULL,
+		recording_id TEXT NOT NULL,
+		scope TEXT NOT NULL,
+		triggered_at TEXT NOT NULL,
+		raised_at TEXT NOT NULL,
+		seq BIGINT NOT NULL,
+		retracted_at TEXT,
+		published BOOLEAN NOT NULL,
+		body TEXT NOT NULL
+	)`,
+	`CREATE INDEX alerts_unpublished ON alerts (published)`,
 }
+
+// sortableTime is the fixed-width UTC form stored in SQL, so that text comparison is
+// time comparison.
+const sortableTime = "2006-01-02T15:04:05.000000000Z"
+
+func dbTime(t time.Time) string { return t.UTC().Format(sortableTime) }
+
+func parseDBTime(s string) (time.Time, error) { return time.Parse(sortableTime, s) }
 
 func (s *Store) migrate(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {

@@ -46,6 +46,8 @@ type ConsumerConfig struct {
 	// Progress, if set, is called after each applied batch with the last applied and the
 	// last known stream sequence.
 	Progress func(applied, last uint64)
+	// Idle, if set, is called when a fetch finds nothing new: the projector is caught up.
+	Idle func(ctx context.Context)
 }
 
 func (c *ConsumerConfig) setDefaults() {
@@ -120,6 +122,22 @@ func (c *Consumer) run(ctx context.Context, untilLast bool) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		// Another process may have moved the checkpoint: ahead (it applied events
+		// first; they will be skipped) or back (a rebuild was swapped in: read again
+		// from right after it).
+		if now, err := c.proj.Checkpoint(ctx); err != nil {
+			return fmt.Errorf("%s: checkpoint: %w", c.proj.Name(), err)
+		} else if now < cp {
+			cp = now
+			if cons, err = c.consumer(ctx, stream, cp); err != nil {
+				return err
+			}
+		} else if now > cp {
+			cp = now
+			if untilLast && cp >= last {
+				return nil
+			}
+		}
 		want := c.cfg.Batch
 		if untilLast {
 			want = int(min(uint64(want), last-cp))
@@ -155,6 +173,9 @@ func (c *Consumer) run(ctx context.Context, untilLast bool) error {
 				return ctx.Err()
 			}
 			return fmt.Errorf("%s: fetch: %w", c.proj.Name(), err)
+		}
+		if len(batch) == 0 && c.cfg.Idle != nil && ctx.Err() == nil {
+			c.cfg.Idle(ctx)
 		}
 		if len(batch) > 0 {
 			if err := c.proj.Apply(ctx, batch); err != nil {

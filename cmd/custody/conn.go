@@ -21,6 +21,7 @@ type session struct {
 	js       jetstream.JetStream
 	embedded *streams.Embedded
 	store    *projections.Store
+	pub      *streams.Publisher
 }
 
 type connectOpts struct {
@@ -64,6 +65,10 @@ func (g *globals) connect(ctx context.Context, o connectOpts) (*session, error) 
 		return nil, err
 	}
 	if err := streams.EnsureStreams(ctx, s.js, streams.LogConfig{}); err != nil {
+		s.close()
+		return nil, err
+	}
+	if s.pub, err = streams.NewPublisher(s.nc, streams.PublisherConfig{}); err != nil {
 		s.close()
 		return nil, err
 	}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/custody/custody/projections"
+	"github.com/custody/custody/streams"
+)
+
+// views builds the five view projectors over the session's store.
+func (s *session) views(silent bool) ([]*projections.View, error) {
+	out := make([]*projections.View, 0, len(projections.ViewNames))
+	for _, name := range projections.ViewNames {
+		v, err := projections.NewView(s.store, projections.ViewConfig{Name: name, Silent: silent})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// catchUp brings the timeline and every view up to the log's last sequence with one
+// read of the log, then publishes the alerts that raised.
+func (s *session) catchUp(ctx context.Context) error {
+	views, err := s.views(false)
+	if err != nil {
+		return err
+	}
+	projs := []streams.Projector{projections.NewTimeline(s.store)}
+	for _, v := range views {
+		projs = append(projs, v)
+	}
+	c := streams.NewConsumer(s.js, streams.NewFanout("catch-up", projs...), streams.ConsumerConfig{Ephemeral: true})
+	if err := c.CatchUp(ctx); err != nil {
+		return err
+	}
+	for _, v := range views { // caught up: the wall clock may now make retention overdue
+		if err := v.Tick(ctx); err != nil {
+			return err
+		}
+	}
+	_, err = s.flushOutbox(ctx)
+	return err
+}
+
+// flushOutbox publishes raised alerts to the alerts stream and marks them published.
+func (s *session) flushOutbox(ctx context.Context) (int, error) {
+	n := 0
+	for {
+		pending, err := s.store.PendingAlerts(ctx, 500)
+		if err != nil || len(pending) == 0 {
+			return n, err
+		}
+		msgs := make([]streams.Outgoing, len(pending))
+		for i, a := range pending {
+			msgs[i] = streams.Outgoing{ID: a.ID, Subject: streams.AlertSubjectPrefix + "raised", Data: a.Body}
+		}
+		pub, err := s.publisher()
+		if err != nil {
+			return n, err
+		}
+		var done []string
+		for i, r := range pub.PublishAll(ctx, msgs) {
+			if r.Status == streams.Stored || r.Status == streams.Duplicate {
+				done = append(done, pending[i].ID)
+			}
+		}
+		if err := s.store.MarkPublished(ctx, done); err != nil {
+			return n, err
+		}
+		n += len(done)
+		if len(done) < len(pending) {
+			return n, fmt.Errorf("alerts outbox: %d of %d alerts not acknowledged; they stay queued", len(pending)-len(done), len(pending))
+		}
+	}
+}
+
+// publisher returns the session's one-by-one publisher (for alerts and reports).
+func (s *session) publisher() (*streams.Publisher, error) { return s.pub, nil }
+
+// runProjectors runs the timeline, the five views (each on its own durable consumer),
+// the alerts outbox and the retention clock until ctx ends.
+func (s *session) runProjectors(ctx context.Context, log func(string, ...any)) error {
+	views, err := s.views(false)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return streams.NewConsumer(s.js, projections.NewTimeline(s.store), streams.ConsumerConfig{MaxWait: 250 * time.Millisecond}).Run(gctx)
+	})
+	for _, v := range views {
+		var lastTick time.Time
+		idle := func(ctx context.Context) { // caught up: let the wall clock make things overdue
+			if time.Since(lastTick) < 30*time.Second {
+				return
+			}
+			lastTick = time.Now()
+			if err := v.Tick(ctx); err != nil && ctx.Err() == nil {
+				log("clock", "view", v.Name(), "err", err)
+			}
+		}
+		g.Go(func() error {
+			return streams.NewConsumer(s.js, v, streams.ConsumerConfig{MaxWait: 250 * time.Millisecond, Batch: 500, Idle: idle}).Run(gctx)
+		})
+	}
+	g.Go(func() error { // the alerts outbox
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+				if _, err := s.flushOutbox(gctx); err != nil && gctx.Err() == nil {
+					log("alerts outbox", "err", err)
+				}
+			}
+		}
+	})
+	return g.Wait()
+}

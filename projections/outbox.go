@@ -1,0 +1,57 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+)
+
+// OutboxAlert is a raised alert not yet acknowledged by the alerts stream.
+type OutboxAlert struct {
+	ID   string
+	Body []byte // the alert.raised event, canonical JSON
+}
+
+// PendingAlerts returns up to limit raised alerts that are not yet published, oldest
+// first. The alerts table is an outbox: an alert is raised in the same transaction as
+// the view's checkpoint, and published after; a crash in between publishes it on restart,
+// and its deterministic id (the Nats-Msg-Id) keeps it single in the stream.
+func (s *Store) PendingAlerts(ctx context.Context, limit int) ([]OutboxAlert, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, body FROM alerts WHERE published = ? ORDER BY raised_at, id LIMIT ?`), false, limit)
+	if err != nil {
+		return nil, fmt.Errorf("pending alerts: %w", err)
+	}
+	defer rows.Close()
+	var out []OutboxAlert
+	for rows.Next() {
+		var a OutboxAlert
+		var body string
+		if err := rows.Scan(&a.ID, &body); err != nil {
+			return nil, err
+		}
+		a.Body = []byte(body)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// MarkPublished records that the alerts stream acknowledged these alerts.
+func (s *Store) MarkPublished(ctx context.Context, ids []string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, id := range ids {
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE alerts SET published = ? WHERE id = ?`), true, id); err != nil {
+			return fmt.Errorf("mark published: %w", err)
+		}
+	}
+	return tx.Commit()
+}
+
+// LateEvents returns the count of late events a view has seen.
+func (s *Store) LateEvents(ctx context.Context, view string) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT COALESCE(SUM(late_events), 0) FROM view_state WHERE view = ?`), view).Scan(&n)
+	return n, err
+}

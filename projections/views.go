@@ -1,0 +1,502 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/custody/custody/domain"
+)
+
+// The five views (DESIGN.md; REPORTS.md names their reports).
+const (
+	AccessAuditView  = "access-audit"
+	ConsentView      = "consent"
+	RetentionView    = "retention"
+	ExposureView     = "exposure"
+	UnauthorizedView = "unauthorized-24h"
+)
+
+// ViewNames lists the views in a fixed order.
+var ViewNames = []string{AccessAuditView, ConsentView, RetentionView, ExposureView, UnauthorizedView}
+
+// DefaultLateness is the allowed lateness: an event more than this far behind the latest
+// event time seen before it is late. It stays in the log and the access audit, is
+// counted, and is left out of the other views.
+const DefaultLateness = 24 * time.Hour
+
+// spec says what one view keeps and which findings it raises.
+type spec struct {
+	types    map[domain.Type]bool
+	keepLate bool
+	// findings evaluates the view's rules over what a batch changed.
+	findings func(l *domain.Ledger, s domain.Scope, asOf time.Time) []domain.Finding
+	// ticks: time alone can make this view's findings true (overdue), so they are also
+	// evaluated on a clock.
+	ticks bool
+}
+
+func types(ts ...domain.Type) map[domain.Type]bool {
+	m := map[domain.Type]bool{}
+	for _, t := range ts {
+		m[t] = true
+	}
+	return m
+}
+
+var specs = map[string]spec{
+	AccessAuditView: {
+		types: types(domain.InteractionStartedType, domain.InteractionClassifiedType, domain.AgentAssignedType,
+			domain.PHIAccessedType, domain.InteractionEndedType, domain.TrainingCompletedType, domain.TrainingExpiredType),
+		keepLate: true,
+		findings: func(l *domain.Ledger, s domain.Scope, asOf time.Time) []domain.Finding {
+			var out []domain.Finding
+			for _, a := range sortedSet(s.Agents) {
+				out = append(out, l.AgentFindings(a, asOf)...)
+			}
+			for _, i := range sortedSet(s.Interactions) {
+				out = append(out, l.TransportFindings(i, asOf)...)
+			}
+			return out
+		},
+	},
+	ConsentView: {
+		types: types(domain.InteractionStartedType, domain.InteractionClassifiedType, domain.ConsentCapturedType,
+			domain.ConsentDeclinedType, domain.PHIAccessedType, domain.RecordingStoredType, domain.InteractionEndedType),
+		findings: func(l *domain.Ledger, s domain.Scope, asOf time.Time) []domain.Finding {
+			var out []domain.Finding
+			for _, i := range sortedSet(s.Interactions) {
+				out = append(out, l.ConsentFindings(i, asOf)...)
+			}
+			return out
+		},
+	},
+	RetentionView: {
+		types: types(domain.RecordingStoredType, domain.RedactionRequestedType, domain.RedactionCompletedType, domain.RecordPurgedType),
+		findings: func(l *domain.Ledger, s domain.Scope, asOf time.Time) []domain.Finding {
+			var out []domain.Finding
+			for _, r := range sortedSet(s.Recordings) {
+				out = append(out, l.RecordingFindings(r, asOf)...)
+			}
+			return out
+		},
+		ticks: true,
+	},
+	ExposureView: {
+		types: types(domain.InteractionStartedType, domain.InteractionClassifiedType, domain.AgentAssignedType,
+			domain.PHIAccessedType, domain.RedactionRequestedType, domain.RedactionCompletedType),
+	},
+	UnauthorizedView: {
+		types: types(domain.InteractionClassifiedType, domain.AgentAssignedType, domain.PHIAccessedType),
+		findings: func(l *domain.Ledger, s domain.Scope, asOf time.Time) []domain.Finding {
+			var out []domain.Finding
+			for _, a := range sortedSet(s.Agents) {
+				out = append(out, l.ThresholdFindings(a, asOf)...)
+			}
+			return out
+		},
+	},
+}
+
+func sortedSet(m map[string]struct{}) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// scopeOf names the entity a finding belongs to, so that a later evaluation of that
+// entity can retract it.
+func scopeOf(f domain.Finding) string {
+	switch f.Rule {
+	case domain.RuleUnauthorizedAccessThreshold, domain.RuleAuthorizationDiscrepancy, domain.RuleTrainingExpiredOpen:
+		return "agent:" + f.AgentID
+	case domain.RuleConsentViolation, domain.RuleRecordedAfterDecline, domain.RuleInsecureEmailTransport:
+		return "interaction:" + f.InteractionIDs[0]
+	}
+	return "recording:" + f.RecordingID
+}
+
+func inScope(scope string, s domain.Scope) bool {
+	kind, id, _ := strings.Cut(scope, ":")
+	var ok bool
+	switch kind {
+	case "agent":
+		_, ok = s.Agents[id]
+	case "interaction":
+		_, ok = s.Interactions[id]
+	case "recording":
+		_, ok = s.Recordings[id]
+	}
+	return ok
+}
+
+// ViewConfig configures a view projector. The zero value of every optional field is valid.
+type ViewConfig struct {
+	// Name is one of ViewNames. Required.
+	Name string
+	// Silent raises no alerts (rebuilds). Optional.
+	Silent bool
+	// Table is the name its rows are kept under; a rebuild writes a fresh copy under
+	// another name and swaps it in. Optional; default Name.
+	Table string
+	// Lateness is the allowed lateness. Optional; default DefaultLateness.
+	Lateness time.Duration
+	// Now is the wall clock, for raisedAt and for findings that time alone makes true.
+	// Optional; default time.Now.
+	Now func() time.Time
+	// RedactionBuffer overrides the default 4 h. Optional.
+	RedactionBuffer time.Duration
+}
+
+// View is one view's projector: it keeps the events its rules need (each with its
+// sequence and whether it arrived late), its checkpoint and its state in one
+// transaction per batch, and raises the view's alerts into the alerts outbox in the same
+// transaction, the first time the rules show them. Reports evaluate the rules over the
+// kept events as of any instant (see Report); see docs/adr/0004-views.md.
+type View struct {
+	s      *Store
+	cfg    ViewConfig
+	spec   spec
+	ledger *domain.Ledger
+	loaded uint64 // the checkpoint the live ledger reflects; ledger nil when unknown
+	active map[string]string
+}
+
+// NewView returns the projector of one view.
+func NewView(s *Store, cfg ViewConfig) (*View, error) {
+	sp, ok := specs[cfg.Name]
+	if !ok {
+		return nil, fmt.Errorf("view %q: must be one of %s", cfg.Name, strings.Join(ViewNames, ", "))
+	}
+	if cfg.Table == "" {
+		cfg.Table = cfg.Name
+	}
+	if cfg.Lateness == 0 {
+		cfg.Lateness = DefaultLateness
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &View{s: s, cfg: cfg, spec: sp}, nil
+}
+
+// Name implements the projector contract: the table name.
+func (v *View) Name() string { return v.cfg.Table }
+
+// Checkpoint implements the projector contract.
+func (v *View) Checkpoint(ctx context.Context) (uint64, error) { return v.s.Checkpoint(ctx, v.cfg.Table) }
+
+type viewState struct {
+	maxTime time.Time
+	late    int64
+}
+
+func (v *View) state(ctx context.Context, q queryer) (viewState, error) {
+	var st viewState
+	var mt string
+	err := q.QueryRowContext(ctx, v.s.q(`SELECT max_time, late_events FROM view_state WHERE view = ?`), v.cfg.Table).Scan(&mt, &st.late)
+	if errors.Is(err, sql.ErrNoRows) {
+		return st, nil
+	}
+	if err != nil {
+		return st, fmt.Errorf("view %s state: %w", v.cfg.Table, err)
+	}
+	st.maxTime, err = parseDBTime(mt)
+	return st, err
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// Apply keeps a batch's events, moves the checkpoint and raises the alerts the batch
+// made visible, in one transaction.
+func (v *View) Apply(ctx context.Context, batch []domain.Stored) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	tx, err := v.s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("view %s: %w", v.cfg.Table, err)
+	}
+	defer tx.Rollback()
+	cp, err := v.s.checkpointTx(ctx, tx, v.cfg.Table)
+	if err != nil {
+		return err
+	}
+	live := !v.cfg.Silent && v.spec.findings != nil
+	if live && (v.ledger == nil || v.loaded != cp) {
+		if err := v.loadLive(ctx, tx); err != nil {
+			return err
+		}
+	}
+	st, err := v.state(ctx, tx)
+	if err != nil {
+		return err
+	}
+	ins, err := tx.PrepareContext(ctx, v.s.q(`INSERT INTO view_events (view, seq, event_id, type, subject, agent, event_time, late, body)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`))
+	if err != nil {
+		return fmt.Errorf("view %s: %w", v.cfg.Table, err)
+	}
+	defer ins.Close()
+	scope := domain.NewScope()
+	applied := false
+	for _, s := range batch {
+		if s.Seq <= cp {
+			continue
+		}
+		if s.Seq != cp+1 {
+			return fmt.Errorf("view %s: %w: checkpoint %d, next event %d", v.cfg.Table, ErrGap, cp, s.Seq)
+		}
+		cp, applied = s.Seq, true
+		e := s.Event
+		late := !st.maxTime.IsZero() && e.Time.Before(st.maxTime.Add(-v.cfg.Lateness))
+		if e.Time.After(st.maxTime) {
+			st.maxTime = e.Time
+		}
+		if late {
+			st.late++
+		}
+		if !v.spec.types[e.Type] {
+			continue
+		}
+		res, err := ins.ExecContext(ctx, v.cfg.Table, int64(s.Seq), e.ID, string(e.Type), e.Subject, agentOf(e), dbTime(e.Time), late, string(s.Raw))
+		if err != nil {
+			return fmt.Errorf("view %s: sequence %d: %w", v.cfg.Table, s.Seq, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			continue // an id the view already has: the same event
+		}
+		if live && (!late || v.spec.keepLate) {
+			v.ledger.Add(e)
+			v.ledger.Touch(scope, e)
+		}
+	}
+	if !applied {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, v.s.q(`INSERT INTO view_state (view, max_time, late_events) VALUES (?, ?, ?)
+		ON CONFLICT (view) DO UPDATE SET max_time = excluded.max_time, late_events = excluded.late_events`),
+		v.cfg.Table, dbTime(st.maxTime), st.late); err != nil {
+		return fmt.Errorf("view %s state: %w", v.cfg.Table, err)
+	}
+	if live {
+		// The rules are evaluated at the view's watermark, the latest event time it has
+		// seen (never ahead of the wall clock): what the log shows so far, without
+		// claiming that time has passed that the log has not reached yet. Time-driven
+		// findings past the watermark come from Tick once the view is caught up.
+		at := st.maxTime
+		if now := v.cfg.Now(); at.After(now) {
+			at = now
+		}
+		if err := v.raise(ctx, tx, scope, cp, at); err != nil {
+			return err
+		}
+	}
+	if err := v.s.setCheckpoint(ctx, tx, v.cfg.Table, cp); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		v.ledger = nil // the in-memory state may be ahead of the store: reload next time
+		return fmt.Errorf("view %s: commit: %w", v.cfg.Table, err)
+	}
+	v.loaded = cp
+	return nil
+}
+
+// Tick evaluates, at the wall clock, the findings that time alone can make true
+// (retention and redaction overdue) over every entity of the view. Call it when the view
+// is caught up with the log; before that, the wall clock is ahead of what the view knows.
+func (v *View) Tick(ctx context.Context) error {
+	if v.cfg.Silent || !v.spec.ticks {
+		return nil
+	}
+	tx, err := v.s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	cp, err := v.s.checkpointTx(ctx, tx, v.cfg.Table)
+	if err != nil {
+		return err
+	}
+	if v.ledger == nil || v.loaded != cp {
+		if err := v.loadLive(ctx, tx); err != nil {
+			return err
+		}
+	}
+	scope := domain.NewScope()
+	for _, r := range v.ledger.Recordings() {
+		scope.Recordings[r] = struct{}{}
+	}
+	if err := v.raise(ctx, tx, scope, cp, v.cfg.Now()); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		v.ledger = nil
+		return err
+	}
+	v.loaded = cp
+	return nil
+}
+
+func agentOf(e domain.Event) string {
+	switch d := e.Data.(type) {
+	case *domain.AgentAssigned:
+		return d.AgentID
+	case *domain.PHIAccessed:
+		return d.AgentID
+	}
+	if e.Type.AgentSubject() {
+		return e.Subject
+	}
+	return ""
+}
+
+// loadLive rebuilds the in-memory ledger and the set of active alerts from the store.
+func (v *View) loadLive(ctx context.Context, q queryer) error {
+	l, _, err := v.s.loadLedger(ctx, q, v.cfg.Table, time.Time{}, 0, v.spec.keepLate)
+	if err != nil {
+		return err
+	}
+	if v.cfg.RedactionBuffer > 0 {
+		l.RedactionBuffer = v.cfg.RedactionBuffer
+	}
+	rows, err := q.QueryContext(ctx, v.s.q(`SELECT id, scope FROM alerts WHERE view = ? AND retracted_at IS NULL`), v.cfg.Name)
+	if err != nil {
+		return fmt.Errorf("view %s alerts: %w", v.cfg.Table, err)
+	}
+	defer rows.Close()
+	active := map[string]string{}
+	for rows.Next() {
+		var id, scope string
+		if err := rows.Scan(&id, &scope); err != nil {
+			return err
+		}
+		active[id] = scope
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	v.ledger, v.active = l, active
+	return nil
+}
+
+// raise evaluates the view's findings over a scope at an instant: a finding not yet
+// raised goes to the alerts outbox; an active alert of the scope that the rules no
+// longer show is marked retracted (never deleted).
+func (v *View) raise(ctx context.Context, tx *sql.Tx, scope domain.Scope, seq uint64, at time.Time) error {
+	now := v.cfg.Now().UTC()
+	found := v.spec.findings(v.ledger, scope, at)
+	ids := map[string]bool{}
+	for _, f := range found {
+		id := f.AlertID()
+		ids[id] = true
+		if _, ok := v.active[id]; ok {
+			continue
+		}
+		body, err := alertEvent(id, v.cfg.Name, f, now)
+		if err != nil {
+			return err
+		}
+		interactions, _ := json.Marshal(nonNil(f.InteractionIDs))
+		res, err := tx.ExecContext(ctx, v.s.q(`INSERT INTO alerts (id, view, rule, agent_id, interaction_ids, recording_id, scope, triggered_at, raised_at, seq, retracted_at, published, body)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?) ON CONFLICT DO NOTHING`),
+			id, v.cfg.Name, f.Rule, f.AgentID, string(interactions), f.RecordingID, scopeOf(f), dbTime(f.TriggeredAt), dbTime(now), int64(seq), false, string(body))
+		if err != nil {
+			return fmt.Errorf("raise %s: %w", f.Rule, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			// Raised before and retracted since: the condition is back.
+			if _, err := tx.ExecContext(ctx, v.s.q(`UPDATE alerts SET retracted_at = NULL WHERE id = ?`), id); err != nil {
+				return err
+			}
+		}
+		v.active[id] = scopeOf(f)
+	}
+	for id, sc := range v.active {
+		if ids[id] || !inScope(sc, scope) {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, v.s.q(`UPDATE alerts SET retracted_at = ? WHERE id = ?`), dbTime(now), id); err != nil {
+			return err
+		}
+		delete(v.active, id)
+	}
+	return nil
+}
+
+func nonNil(xs []string) []string {
+	if xs == nil {
+		return []string{}
+	}
+	return xs
+}
+
+// alertEvent builds the alert.raised event published to the alerts stream.
+func alertEvent(id, view string, f domain.Finding, raisedAt time.Time) ([]byte, error) {
+	subject := f.AgentID
+	if subject == "" && len(f.InteractionIDs) > 0 {
+		subject = f.InteractionIDs[0]
+	}
+	if subject == "" {
+		subject = f.RecordingID
+	}
+	e := domain.Event{ID: id, Source: "custody/" + view, Type: domain.AlertRaisedType, Time: raisedAt, Subject: subject,
+		DataContentType: domain.ContentType, Data: f.Alert()}
+	return e.MarshalJSON()
+}
+
+// loadLedger reads a view's kept events into a ledger: those at or before asOf (zero:
+// all), with sequence at most seq (0: all), late ones only when includeLate. It returns
+// the last sequence considered (the checkpoint, or seq when smaller).
+func (s *Store) loadLedger(ctx context.Context, q queryer, table string, asOf time.Time, seq uint64, includeLate bool) (*domain.Ledger, uint64, error) {
+	var cp int64
+	err := q.QueryRowContext(ctx, s.q(`SELECT seq FROM checkpoints WHERE projector = ?`), table).Scan(&cp)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, 0, err
+	}
+	pos := uint64(cp)
+	if seq > 0 && seq < pos {
+		pos = seq
+	}
+	query := `SELECT body FROM view_events WHERE view = ? AND seq <= ?`
+	args := []any{table, int64(pos)}
+	if !asOf.IsZero() {
+		query += ` AND event_time <= ?`
+		args = append(args, dbTime(asOf))
+	}
+	if !includeLate {
+		query += ` AND late = ?`
+		args = append(args, false)
+	}
+	query += ` ORDER BY seq`
+	rows, err := q.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("load %s: %w", table, err)
+	}
+	defer rows.Close()
+	l := domain.NewLedger()
+	var body []byte
+	for rows.Next() {
+		if err := rows.Scan(&body); err != nil {
+			return nil, 0, err
+		}
+		e, err := domain.Parse(body)
+		if err != nil {
+			return nil, 0, fmt.Errorf("load %s: %w", table, err)
+		}
+		l.Add(e)
+	}
+	return l, pos, rows.Err()
+}
