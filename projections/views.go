@@ -192,7 +192,9 @@ func NewView(s *Store, cfg ViewConfig) (*View, error) {
 func (v *View) Name() string { return v.cfg.Table }
 
 // Checkpoint implements the projector contract.
-func (v *View) Checkpoint(ctx context.Context) (uint64, error) { return v.s.Checkpoint(ctx, v.cfg.Table) }
+func (v *View) Checkpoint(ctx context.Context) (uint64, error) {
+	return v.s.Checkpoint(ctx, v.cfg.Table)
+}
 
 type viewState struct {
 	maxTime time.Time
