@@ -27,7 +27,7 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_pragma=cache_size(-65536)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -84,20 +84,10 @@ var migrations = []string{
 		event_id TEXT PRIMARY KEY,
 		seq BIGINT NOT NULL
 	)`,
-	`CREATE TABLE view_events (
-		view TEXT NOT NULL,
-		seq BIGINT NOT NULL,
-		event_id TEXT NOT NULL,
-		type TEXT NOT NULL,
-		subject TEXT NOT NULL,
-		agent TEXT NOT NULL,
-		event_time TEXT NOT NULL,
-		late BOOLEAN NOT NULL,
-		body TEXT NOT NULL,
-		PRIMARY KEY (view, seq),
-		UNIQUE (view, event_id)
+	`CREATE TABLE view_tables (
+		view TEXT PRIMARY KEY,
+		tbl TEXT NOT NULL
 	)`,
-	`CREATE INDEX view_events_time ON view_events (view, event_time)`,
 	`CREATE TABLE view_state (
 		view TEXT PRIMARY KEY,
 		max_time TEXT NOT NULL,

@@ -144,6 +144,9 @@ type ViewConfig struct {
 	Name string
 	// Silent raises no alerts (rebuilds). Optional.
 	Silent bool
+	// Bulk loads a fresh copy: duplicates are dropped in memory and the secondary
+	// indexes are built when the copy is swapped in (rebuilds). Optional.
+	Bulk bool
 	// Table is the name its rows are kept under; a rebuild writes a fresh copy under
 	// another name and swaps it in. Optional; default Name.
 	Table string
@@ -168,6 +171,7 @@ type View struct {
 	ledger *domain.Ledger
 	loaded uint64 // the checkpoint the live ledger reflects; ledger nil when unknown
 	active map[string]string
+	seen   map[string]struct{} // bulk: ids kept so far
 }
 
 // NewView returns the projector of one view.
@@ -245,12 +249,14 @@ func (v *View) Apply(ctx context.Context, batch []domain.Stored) error {
 	if err != nil {
 		return err
 	}
-	ins, err := tx.PrepareContext(ctx, v.s.q(`INSERT INTO view_events (view, seq, event_id, type, subject, agent, event_time, late, body)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`))
+	tbl, err := v.s.ensureTable(ctx, tx, v.cfg.Table, v.cfg.Bulk)
 	if err != nil {
-		return fmt.Errorf("view %s: %w", v.cfg.Table, err)
+		return err
 	}
-	defer ins.Close()
+	if v.cfg.Bulk && v.seen == nil {
+		v.seen = map[string]struct{}{}
+	}
+	ins := newInserter(v.s, tx, tbl, v.cfg.Bulk)
 	scope := domain.NewScope()
 	applied := false
 	for _, s := range batch {
@@ -272,11 +278,17 @@ func (v *View) Apply(ctx context.Context, batch []domain.Stored) error {
 		if !v.spec.types[e.Type] {
 			continue
 		}
-		res, err := ins.ExecContext(ctx, v.cfg.Table, int64(s.Seq), e.ID, string(e.Type), e.Subject, agentOf(e), dbTime(e.Time), late, string(s.Raw))
-		if err != nil {
+		if v.cfg.Bulk {
+			if _, dup := v.seen[e.ID]; dup {
+				continue // an id the view already has: the same event
+			}
+			v.seen[e.ID] = struct{}{}
+			if err := ins.add(ctx, s, late); err != nil {
+				return fmt.Errorf("view %s: sequence %d: %w", v.cfg.Table, s.Seq, err)
+			}
+		} else if inserted, err := ins.one(ctx, s, late); err != nil {
 			return fmt.Errorf("view %s: sequence %d: %w", v.cfg.Table, s.Seq, err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		} else if !inserted {
 			continue // an id the view already has: the same event
 		}
 		if live && (!late || v.spec.keepLate) {
@@ -286,6 +298,9 @@ func (v *View) Apply(ctx context.Context, batch []domain.Stored) error {
 	}
 	if !applied {
 		return nil
+	}
+	if err := ins.flush(ctx); err != nil {
+		return fmt.Errorf("view %s: %w", v.cfg.Table, err)
 	}
 	if _, err := tx.ExecContext(ctx, v.s.q(`INSERT INTO view_state (view, max_time, late_events) VALUES (?, ?, ?)
 		ON CONFLICT (view) DO UPDATE SET max_time = excluded.max_time, late_events = excluded.late_events`),
@@ -472,8 +487,13 @@ func (s *Store) loadLedger(ctx context.Context, q queryer, table string, asOf ti
 	if seq > 0 && seq < pos {
 		pos = seq
 	}
-	query := `SELECT body FROM view_events WHERE view = ? AND seq <= ?`
-	args := []any{table, int64(pos)}
+	l := domain.NewLedger()
+	tbl, err := s.tableOf(ctx, q, table)
+	if err != nil || tbl == "" {
+		return l, pos, err
+	}
+	query := `SELECT body FROM ` + tbl + ` WHERE seq <= ?`
+	args := []any{int64(pos)}
 	if !asOf.IsZero() {
 		query += ` AND event_time <= ?`
 		args = append(args, dbTime(asOf))
@@ -488,7 +508,6 @@ func (s *Store) loadLedger(ctx context.Context, q queryer, table string, asOf ti
 		return nil, 0, fmt.Errorf("load %s: %w", table, err)
 	}
 	defer rows.Close()
-	l := domain.NewLedger()
 	var body []byte
 	for rows.Next() {
 		if err := rows.Scan(&body); err != nil {
@@ -501,4 +520,65 @@ func (s *Store) loadLedger(ctx context.Context, q queryer, table string, asOf ti
 		l.Add(e)
 	}
 	return l, pos, rows.Err()
+}
+
+// inserter writes a view's rows: one statement per row with conflict detection (live),
+// or many rows per statement (bulk loads, where duplicates were dropped in memory).
+type inserter struct {
+	s    *Store
+	tx   *sql.Tx
+	tbl  string
+	bulk bool
+	args []any
+	n    int
+}
+
+const insertCols = `(seq, event_id, type, subject, agent, event_time, late, body)`
+
+// bulkRows is how many rows one bulk INSERT carries.
+const bulkRows = 200
+
+func newInserter(s *Store, tx *sql.Tx, tbl string, bulk bool) *inserter {
+	return &inserter{s: s, tx: tx, tbl: tbl, bulk: bulk}
+}
+
+func rowArgs(st domain.Stored, late bool) []any {
+	e := st.Event
+	return []any{int64(st.Seq), e.ID, string(e.Type), e.Subject, agentOf(e), dbTime(e.Time), late, string(st.Raw)}
+}
+
+// one inserts a row unless its event id is already there.
+func (in *inserter) one(ctx context.Context, st domain.Stored, late bool) (bool, error) {
+	res, err := in.tx.ExecContext(ctx, in.s.q(`INSERT INTO `+in.tbl+` `+insertCols+` VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`), rowArgs(st, late)...)
+	if err != nil {
+		return false, err
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
+func (in *inserter) add(ctx context.Context, st domain.Stored, late bool) error {
+	in.args = append(in.args, rowArgs(st, late)...)
+	in.n++
+	if in.n == bulkRows {
+		return in.flush(ctx)
+	}
+	return nil
+}
+
+func (in *inserter) flush(ctx context.Context) error {
+	if in.n == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString(`INSERT INTO ` + in.tbl + ` ` + insertCols + ` VALUES `)
+	for i := 0; i < in.n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?)`)
+	}
+	_, err := in.tx.ExecContext(ctx, in.s.q(b.String()), in.args...)
+	in.args, in.n = in.args[:0], 0
+	return err
 }

@@ -35,7 +35,7 @@ type oracleOpts struct {
 	AsOfSeq         int           // 0: the whole log
 	Lateness        time.Duration // 0: 24 h
 	RedactionBuffer time.Duration // 0: 4 h
-	// AuditExcludesLate: compute the channel, classification and authorization of
+	// AuditExcludesLate: XX the channel, classification and authorization of
 	// access-audit rows without late events (rows themselves always include them). The
 	// default (false) takes late events into account everywhere in the access audit.
 	AuditExcludesLate bool
@@ -67,16 +67,15 @@ func oracleStored(events []domain.Event, lateness time.Duration) (stored []domai
 		seen[id] = true
 		stored = append(stored, e)
 	}
+	// max is the maximum event time of all events stored before stored[i].
 	late = make([]bool, len(stored))
+	var max time.Time
 	for i, e := range stored {
-		var max time.Time
-		for j := 0; j < i; j++ {
-			if stored[j].Time.After(max) {
-				max = stored[j].Time
-			}
-		}
-		if !max.IsZero() && max.Sub(e.Time) > lateness {
+		if i > 0 && max.Sub(e.Time) > lateness {
 			late[i] = true
+		}
+		if i == 0 || e.Time.After(max) {
+			max = e.Time
 		}
 	}
 	return stored, late
@@ -210,7 +209,11 @@ func touches(set []domain.Event) []touch {
 // unauthorizedEPHI: the unauthorized ePHI interactions of A in the set, each with its
 // time (A's earliest touch of it).
 func unauthorizedEPHI(set []domain.Event, A string) map[string]time.Time {
-	by := bySubject(set)
+	return unauthorizedEPHIBy(set, bySubject(set), A)
+}
+
+// unauthorizedEPHIBy is unauthorizedEPHI given bySubject(set).
+func unauthorizedEPHIBy(set []domain.Event, by map[string][]domain.Event, A string) map[string]time.Time {
 	out := map[string]time.Time{}
 	for _, t := range touches(set) {
 		if t.agent != A {
@@ -264,6 +267,28 @@ func bySubject(set []domain.Event) map[string][]domain.Event {
 	by := map[string][]domain.Event{}
 	for _, e := range set {
 		by[e.Subject] = append(by[e.Subject], e)
+	}
+	return by
+}
+
+// byRecording groups the events that name a recordingId by it, keeping the set's order.
+func byRecording(set []domain.Event) map[string][]domain.Event {
+	by := map[string][]domain.Event{}
+	for _, e := range set {
+		var rec string
+		switch d := e.Data.(type) {
+		case *domain.RecordingStored:
+			rec = d.RecordingID
+		case *domain.RedactionRequested:
+			rec = d.RecordingID
+		case *domain.RedactionCompleted:
+			rec = d.RecordingID
+		case *domain.RecordPurged:
+			rec = d.RecordingID
+		default:
+			continue
+		}
+		by[rec] = append(by[rec], e)
 	}
 	return by
 }
@@ -354,7 +379,7 @@ func oracleReport(name string, events []domain.Event, asOf time.Time, opts oracl
 		return oracleExposure(set, opts.buffer())
 	case "access-audit":
 		attrs := all
-		if opts.AuditExcludesLate {
+		if !opts.AuditExcludesLate {
 			attrs = set
 		}
 		return oracleAccessAudit(all, attrs)
@@ -368,8 +393,9 @@ func oracleUnauthorized(set []domain.Event, asOf time.Time) map[string]any {
 		ids   []string
 	}
 	var rows []row
+	by := bySubject(set)
 	for _, A := range agentsOf(set) {
-		if ids := countAt(set, A, asOf); len(ids) > 0 {
+		if ids := countIn(unauthorizedEPHIBy(set, by, A), asOf); len(ids) > 0 {
 			rows = append(rows, row{A, ids})
 		}
 	}
@@ -477,6 +503,8 @@ func oracleRetention(set []domain.Event, asOf time.Time, buffer time.Duration) m
 			recIDs[d.RecordingID] = true
 		}
 	}
+	all := set
+	byRec := byRecording(set)
 	var ids []string
 	for id := range recIDs {
 		ids = append(ids, id)
@@ -484,6 +512,7 @@ func oracleRetention(set []domain.Event, asOf time.Time, buffer time.Duration) m
 	sort.Strings(ids)
 	recordings := []any{}
 	for _, rec := range ids {
+		set := byRec[rec] // only the events naming rec (every scan below filters by it anyway)
 		var st domain.Event
 		var sd *domain.RecordingStored
 		for _, e := range set {
@@ -534,7 +563,7 @@ func oracleRetention(set []domain.Event, asOf time.Time, buffer time.Duration) m
 		})
 	}
 	var purges []domain.Event
-	for _, e := range set {
+	for _, e := range all {
 		if e.Type == domain.RecordPurgedType {
 			purges = append(purges, e)
 		}
@@ -567,6 +596,7 @@ func oracleRetention(set []domain.Event, asOf time.Time, buffer time.Duration) m
 func oracleExposure(set []domain.Event, buffer time.Duration) map[string]any {
 	agents := []any{}
 	by := bySubject(set)
+	byRec := byRecording(set)
 	for _, A := range agentsOf(set) {
 		ephi := map[string]bool{}
 		for _, t := range touches(set) {
@@ -598,7 +628,7 @@ func oracleExposure(set []domain.Event, buffer time.Duration) map[string]any {
 			if !ok || d.AgentID != A || d.RecordingID == "" || !ephi[e.Subject] {
 				continue
 			}
-			if s := redactionState(set, d.RecordingID, e.Time, buffer); s == "pending" || s == "overdue" {
+			if s := redactionState(byRec[d.RecordingID], d.RecordingID, e.Time, buffer); s == "pending" || s == "overdue" {
 				pending++
 			}
 		}
@@ -670,8 +700,9 @@ func oracleAccessAudit(rowsSet, attrs []domain.Event) map[string]any {
 func oracleThresholdAgents(events []domain.Event, opts oracleOpts) map[string]bool {
 	_, set := oracleSets(events, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), opts)
 	out := map[string]bool{}
+	by := bySubject(set)
 	for _, A := range agentsOf(set) {
-		unauth := unauthorizedEPHI(set, A)
+		unauth := unauthorizedEPHIBy(set, by, A)
 		for _, t := range touches(set) {
 			if t.agent != A {
 				continue

@@ -5,15 +5,19 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/custody/custody/integration/api"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
-
-	"github.com/custody/custody/projections"
-	"github.com/custody/custody/streams"
 )
 
+type serveFlags struct {
+	listen string
+	http   string
+	tokens string
+}
+
 func serveCmd(g *globals) *cobra.Command {
-	var listen string
+	var f serveFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the embedded log and the projectors until SIGINT or SIGTERM",
@@ -22,15 +26,21 @@ listener, so other custody commands given the same --data, and NATS tools, conne
 or a connection to --nats, and the projectors. Stops cleanly on SIGINT or SIGTERM.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.serve(cmd.Context(), listen)
+			applyEnv(cmd.Flags(), "tokens", "CUSTODY_TOKENS")
+			applyEnv(cmd.Flags(), "http", "CUSTODY_HTTP")
+			return g.serve(cmd.Context(), f, nil)
 		},
 	}
-	cmd.Flags().StringVar(&listen, "nats-listen", "127.0.0.1:0", "client listener of the embedded server (host:port; port 0 picks a free one)")
+	cmd.Flags().StringVar(&f.listen, "nats-listen", "127.0.0.1:0", "client listener of the embedded server (host:port; port 0 picks a free one)")
+	cmd.Flags().StringVar(&f.http, "http", "", "serve the auditors' HTTP API on this address (e.g. 127.0.0.1:8080; env CUSTODY_HTTP)")
+	cmd.Flags().StringVar(&f.tokens, "tokens", "", "bearer tokens file for the HTTP API: lines of ROLE ACTOR TOKEN (env CUSTODY_TOKENS)")
 	return cmd
 }
 
-func (g *globals) serve(ctx context.Context, listen string) error {
-	sess, err := g.connect(ctx, connectOpts{listen: listen})
+// serve runs the log, the projectors and the API until ctx ends. ready, if set, is
+// called with the session and the API address once everything runs.
+func (g *globals) serve(ctx context.Context, f serveFlags, ready func(*session, string)) error {
+	sess, err := g.connect(ctx, connectOpts{listen: f.listen})
 	if err != nil {
 		return err
 	}
@@ -46,8 +56,21 @@ func (g *globals) serve(ctx context.Context, listen string) error {
 	}
 	grp, gctx := errgroup.WithContext(ctx)
 	grp.Go(func() error {
-		return streams.NewConsumer(sess.js, projections.NewTimeline(sess.store), streams.ConsumerConfig{}).Run(gctx)
+		return sess.runProjectors(gctx, func(msg string, args ...any) { logger.Warn(msg, args...) })
 	})
+	addr := ""
+	if f.http != "" {
+		srv, err := api.New(api.Config{Addr: f.http, TokensFile: f.tokens, Runner: apiRunner{s: sess}, Logger: logger})
+		if err != nil {
+			return err
+		}
+		addr = srv.Addr()
+		grp.Go(func() error { return srv.Run(gctx) })
+		logger.Info("HTTP API", "addr", "http://"+addr+"/v1/reports/{name}")
+	}
+	if ready != nil {
+		ready(sess, addr)
+	}
 	fmt.Fprintln(g.stderr, "custody serve: running; stop with Ctrl-C")
 	err = grp.Wait()
 	logger.Info("shutting down")

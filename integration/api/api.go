@@ -1,0 +1,251 @@
+// Package api is the auditors' HTTP API: GET /v1/reports/NAME, authenticated by bearer
+// tokens read from a file, with roles. There is no anonymous access: a request without
+// a valid token gets 401 and no data. The reports themselves are computed by a Runner
+// that the caller provides (cmd/custody wires the projection store and the log); this
+// package only speaks HTTP.
+//
+// Tokens file: one token a line, "ROLE ACTOR TOKEN", blank lines and lines starting with
+// # ignored. ROLE is auditor or compliance_officer; ACTOR names the person or system in
+// the report.executed event; TOKEN is at least 32 characters. Only SHA-256 digests of the
+// tokens are kept in memory, compared in constant time.
+package api
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Roles that may hold a token.
+const (
+	RoleAuditor           = "auditor"
+	RoleComplianceOfficer = "compliance_officer"
+)
+
+// ErrBadRequest marks a Runner error caused by the request's parameters (answered 400).
+var ErrBadRequest = errors.New("bad request")
+
+// ErrNotFound marks an unknown report (answered 404).
+var ErrNotFound = errors.New("not found")
+
+// Request is one report request, authenticated.
+type Request struct {
+	Report string
+	// Format is json or csv.
+	Format string
+	// Query holds the report parameters: as-of, as-of-seq, tz, agent, interaction,
+	// from, to, flagged, offset, limit.
+	Query url.Values
+	Actor string
+	Role  string
+}
+
+// Runner computes a report and records its execution; it returns the body only once the
+// execution is recorded.
+type Runner interface {
+	RunReport(ctx context.Context, r Request) ([]byte, error)
+}
+
+// Config configures the API server.
+type Config struct {
+	// Addr is the listen address, host:port. Required.
+	Addr string
+	// TokensFile is the bearer tokens file. Required: without it the API does not start.
+	TokensFile string
+	// Runner computes reports. Required.
+	Runner Runner
+	// Logger receives request logs (never tokens or report contents). Optional.
+	Logger *slog.Logger
+}
+
+// Validate reports missing settings.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("api: Addr is required"))
+	}
+	if c.TokensFile == "" {
+		errs = append(errs, errors.New("api: TokensFile is required (there is no anonymous access)"))
+	}
+	if c.Runner == nil {
+		errs = append(errs, errors.New("api: Runner is required"))
+	}
+	return errors.Join(errs...)
+}
+
+type principal struct {
+	digest [32]byte
+	role   string
+	actor  string
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg    Config
+	tokens []principal
+	ln     net.Listener
+	srv    *http.Server
+}
+
+// New reads the tokens file and listens on Addr.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	tokens, err := ReadTokens(cfg.TokensFile)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("api: listen %s: %w", cfg.Addr, err)
+	}
+	s := &Server{cfg: cfg, tokens: tokens, ln: ln}
+	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	return s, nil
+}
+
+// ReadTokens parses a tokens file.
+func ReadTokens(path string) ([]principal, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("api: tokens file: %w", err)
+	}
+	defer f.Close()
+	var out []principal
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		parts := strings.Fields(line)
+		if len(parts) != 3 {
+			return nil, fmt.Errorf("api: tokens file line %d: must be ROLE ACTOR TOKEN", n)
+		}
+		if parts[0] != RoleAuditor && parts[0] != RoleComplianceOfficer {
+			return nil, fmt.Errorf("api: tokens file line %d: role must be %s or %s", n, RoleAuditor, RoleComplianceOfficer)
+		}
+		if len(parts[2]) < 32 {
+			return nil, fmt.Errorf("api: tokens file line %d: token must be at least 32 characters", n)
+		}
+		out = append(out, principal{digest: sha256.Sum256([]byte(parts[2])), role: parts[0], actor: parts[1]})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("api: tokens file: %w", err)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("api: tokens file holds no token")
+	}
+	return out, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Run serves until ctx ends, then shuts down gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(s.ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return s.srv.Shutdown(sctx)
+	}
+}
+
+// Handler returns the API's routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /v1/reports/{name}", s.report)
+	return mux
+}
+
+func (s *Server) authenticate(r *http.Request) (principal, bool) {
+	h := r.Header.Get("Authorization")
+	token, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || token == "" {
+		return principal{}, false
+	}
+	d := sha256.Sum256([]byte(token))
+	var found principal
+	match := 0
+	for _, p := range s.tokens { // constant time over every token
+		if subtle.ConstantTimeCompare(d[:], p.digest[:]) == 1 {
+			found, match = p, 1
+		}
+	}
+	return found, match == 1
+}
+
+func (s *Server) report(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	p, ok := s.authenticate(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="custody"`)
+		writeError(w, http.StatusUnauthorized, "a valid bearer token is required")
+		s.cfg.Logger.Info("report refused", "status", 401, "remote", r.RemoteAddr)
+		return
+	}
+	q := r.URL.Query()
+	format := q.Get("format")
+	q.Del("format")
+	if format == "" {
+		format = "json"
+		if strings.Contains(r.Header.Get("Accept"), "text/csv") {
+			format = "csv"
+		}
+	}
+	if format != "json" && format != "csv" {
+		writeError(w, http.StatusBadRequest, `format: must be json or csv`)
+		return
+	}
+	name := r.PathValue("name")
+	body, err := s.cfg.Runner.RunReport(r.Context(), Request{Report: name, Format: format, Query: q, Actor: p.actor, Role: p.role})
+	switch {
+	case errors.Is(err, ErrBadRequest):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	case err != nil:
+		// Fail closed: no data unless the execution is recorded.
+		writeError(w, http.StatusServiceUnavailable, "report not released: "+err.Error())
+	default:
+		if format == "csv" {
+			w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		} else {
+			w.Header().Set("Content-Type", "application/json")
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.Write(body)
+	}
+	s.cfg.Logger.Info("report", "name", name, "role", p.role, "format", format, "ms", time.Since(start).Milliseconds(), "ok", err == nil)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}

@@ -1,0 +1,155 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Each view keeps its events in a physical table of its own, named in view_tables. A
+// rebuild fills a new table and swaps the name in; the old table is dropped. Swapping a
+// name is one row; dropping a table is cheap; nothing is copied or rewritten.
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// tableOf returns the physical table of a view key, or "" when it has none.
+func (s *Store) tableOf(ctx context.Context, q queryer, key string) (string, error) {
+	var tbl string
+	err := q.QueryRowContext(ctx, s.q(`SELECT tbl FROM view_tables WHERE view = ?`), key).Scan(&tbl)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("view table %s: %w", key, err)
+	}
+	return tbl, nil
+}
+
+// ensureTable returns the physical table of a view key, creating it (with its indexes
+// unless bulk) when missing.
+func (s *Store) ensureTable(ctx context.Context, tx execer, key string, bulk bool) (string, error) {
+	tbl, err := s.tableOf(ctx, tx.(queryer), key)
+	if err != nil || tbl != "" {
+		return tbl, err
+	}
+	base := strings.NewReplacer("-", "_", "~", "_").Replace(key)
+	tbl = "ve_" + base + "_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	seqType := "INTEGER" // SQLite: the rowid itself
+	if s.dialect == "postgres" {
+		seqType = "BIGINT"
+	}
+	ddl := `CREATE TABLE ` + tbl + ` (
+		seq ` + seqType + ` PRIMARY KEY,
+		event_id TEXT NOT NULL,
+		type TEXT NOT NULL,
+		subject TEXT NOT NULL,
+		agent TEXT NOT NULL,
+		event_time TEXT NOT NULL,
+		late BOOLEAN NOT NULL,
+		body TEXT NOT NULL
+	)`
+	if _, err := tx.ExecContext(ctx, ddl); err != nil {
+		return "", fmt.Errorf("create %s: %w", tbl, err)
+	}
+	if !bulk {
+		if err := s.indexTable(ctx, tx, tbl); err != nil {
+			return "", err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO view_tables (view, tbl) VALUES (?, ?)`), key, tbl); err != nil {
+		return "", fmt.Errorf("register %s: %w", tbl, err)
+	}
+	return tbl, nil
+}
+
+// indexTable adds the secondary indexes (a bulk load adds them at the end).
+func (s *Store) indexTable(ctx context.Context, tx execer, tbl string) error {
+	for _, ddl := range []string{
+		`CREATE UNIQUE INDEX ` + tbl + `_id ON ` + tbl + ` (event_id)`,
+		`CREATE INDEX ` + tbl + `_time ON ` + tbl + ` (event_time)`,
+	} {
+		if _, err := tx.ExecContext(ctx, ddl); err != nil {
+			return fmt.Errorf("index %s: %w", tbl, err)
+		}
+	}
+	return nil
+}
+
+// RebuildTable is the key a view is rebuilt under before it is swapped in.
+func RebuildTable(view string) string { return view + "~rebuild" }
+
+// ResetTable drops the rows, state and checkpoint kept under a view key.
+func (s *Store) ResetTable(ctx context.Context, key string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := s.dropKey(ctx, tx, key); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func (s *Store) dropKey(ctx context.Context, tx *sql.Tx, key string) error {
+	tbl, err := s.tableOf(ctx, tx, key)
+	if err != nil {
+		return err
+	}
+	if tbl != "" {
+		if _, err := tx.ExecContext(ctx, `DROP TABLE `+tbl); err != nil {
+			return fmt.Errorf("drop %s: %w", tbl, err)
+		}
+	}
+	for _, q := range []string{
+		`DELETE FROM view_tables WHERE view = ?`,
+		`DELETE FROM view_state WHERE view = ?`,
+		`DELETE FROM checkpoints WHERE projector = ?`,
+	} {
+		if _, err := tx.ExecContext(ctx, s.q(q), key); err != nil {
+			return fmt.Errorf("reset %s: %w", key, err)
+		}
+	}
+	return nil
+}
+
+// SwapIn makes a view's rebuilt copy the live view, in one transaction: readers see the
+// old view or the new one, never a mix. The old table is dropped.
+func (s *Store) SwapIn(ctx context.Context, view string) error {
+	tmp := RebuildTable(view)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	tbl, err := s.tableOf(ctx, tx, tmp)
+	if err != nil {
+		return err
+	}
+	if tbl == "" {
+		return fmt.Errorf("swap %s: no rebuilt copy", view)
+	}
+	if err := s.indexTable(ctx, tx, tbl); err != nil {
+		return err
+	}
+	if err := s.dropKey(ctx, tx, view); err != nil {
+		return err
+	}
+	for _, q := range []string{
+		`UPDATE view_tables SET view = ? WHERE view = ?`,
+		`UPDATE view_state SET view = ? WHERE view = ?`,
+		`UPDATE checkpoints SET projector = ? WHERE projector = ?`,
+	} {
+		if _, err := tx.ExecContext(ctx, s.q(q), view, tmp); err != nil {
+			return fmt.Errorf("swap %s: %w", view, err)
+		}
+	}
+	return tx.Commit()
+}
