@@ -35,7 +35,7 @@ type oracleOpts struct {
 	AsOfSeq         int           // 0: the whole log
 	Lateness        time.Duration // 0: 24 h
 	RedactionBuffer time.Duration // 0: 4 h
-	// AuditExcludesLate: XX the channel, classification and authorization of
+	// AuditExcludesLate: compute the channel, classification and authorization of
 	// access-audit rows without late events (rows themselves always include them). The
 	// default (false) takes late events into account everywhere in the access audit.
 	AuditExcludesLate bool
@@ -379,7 +379,7 @@ func oracleReport(name string, events []domain.Event, asOf time.Time, opts oracl
 		return oracleExposure(set, opts.buffer())
 	case "access-audit":
 		attrs := all
-		if !opts.AuditExcludesLate {
+		if opts.AuditExcludesLate {
 			attrs = set
 		}
 		return oracleAccessAudit(all, attrs)

@@ -49,7 +49,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.data, "data", "./custody-data", "data directory: embedded log, projection store (env CUSTODY_DATA)")
 	root.PersistentFlags().StringVar(&g.natsURL, "nats", "", "URL of an external NATS server with JetStream; empty runs the embedded server on --data (env CUSTODY_NATS_URL)")
-	root.AddCommand(publishCmd(g), simulateCmd(g), replayCmd(g), serveCmd(g), benchCmd(g), reportCmd(g), rebuildCmd(g))
+	root.AddCommand(publishCmd(g), simulateCmd(g), replayCmd(g), serveCmd(g), benchCmd(g), reportCmd(g), rebuildCmd(g), demoCmd(g))
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0

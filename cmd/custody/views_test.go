@@ -303,7 +303,7 @@ func drawHistory(rt *rapid.T) []genEvent {
 		"interaction.ended", "interaction.ended",
 		"recording.stored", "recording.stored",
 		"redaction.requested", "redaction.completed", "record.purged",
-		"retag",
+		"retag", "reassign", "reassign", "reclassify", "touch24", "touch24",
 	}
 	var out []genEvent
 	for k := 0; k < nE; k++ {
@@ -321,6 +321,48 @@ func drawHistory(rt *rapid.T) []genEvent {
 				out = append(out, g)
 				continue
 			}
+		}
+		// Follow-ups of an earlier event, so that ties and exact 24-h gaps are frequent.
+		var prev []genEvent
+		for _, p := range out {
+			switch {
+			case typ == "reassign" && p.typ == "agent.assigned",
+				typ == "reclassify" && p.typ == "interaction.classified",
+				typ == "touch24" && (p.typ == "agent.assigned" || p.typ == "phi.accessed"):
+				prev = append(prev, p)
+			}
+		}
+		if len(prev) > 0 {
+			p := prev[rapid.IntRange(0, len(prev)-1).Draw(rt, "followUpOf")]
+			g := genEvent{id: id, typ: p.typ, subj: p.subj}
+			// the same instant, one slot later, or (touch24) exactly 24 h later
+			step := time.Duration(rapid.IntRange(0, 1).Draw(rt, "followUpStep")) * propSlot
+			switch typ {
+			case "reassign":
+				g.at = p.at.Add(step)
+				g.data = map[string]any{"agentId": p.data["agentId"], "authorized": rapid.Bool().Draw(rt, "authorized")}
+			case "reclassify":
+				g.at = p.at.Add(step)
+				g.data = map[string]any{
+					"interactionType":    rapid.SampledFrom([]string{"claims_inquiry", "prescription_refill", "other"}).Draw(rt, "interactionType"),
+					"dataClassification": rapid.SampledFrom([]string{"protected_health_information", "restricted", "internal", "public"}).Draw(rt, "class"),
+				}
+			case "touch24":
+				g.typ = "phi.accessed"
+				g.at = p.at.Add(24 * time.Hour)
+				if rapid.Bool().Draw(rt, "sameInstant") {
+					g.at = p.at
+				}
+				g.subj = inter()
+				g.data = map[string]any{"agentId": p.data["agentId"], "action": "body_viewed"}
+			}
+			out = append(out, g)
+			continue
+		}
+		if typ == "reassign" || typ == "touch24" {
+			typ = "agent.assigned"
+		} else if typ == "reclassify" {
+			typ = "interaction.classified"
 		}
 		g := genEvent{id: id, typ: typ, at: at(), subj: inter()}
 		switch typ {
