@@ -157,6 +157,9 @@ type ViewConfig struct {
 	Now func() time.Time
 	// RedactionBuffer overrides the default 4 h. Optional.
 	RedactionBuffer time.Duration
+	// OnRaise, if set, is called after a commit that raised alerts (to wake the
+	// outbox). Optional.
+	OnRaise func()
 }
 
 // View is one view's projector: it keeps the events its rules need (each with its
@@ -169,6 +172,7 @@ type View struct {
 	cfg    ViewConfig
 	spec   spec
 	ledger *domain.Ledger
+	raised bool   // the open transaction raised alerts
 	loaded uint64 // the checkpoint the live ledger reflects; ledger nil when unknown
 	active map[string]string
 	seen   map[string]struct{} // bulk: ids kept so far
@@ -328,7 +332,15 @@ func (v *View) Apply(ctx context.Context, batch []domain.Stored) error {
 		return fmt.Errorf("view %s: commit: %w", v.cfg.Table, err)
 	}
 	v.loaded = cp
+	v.notify()
 	return nil
+}
+
+func (v *View) notify() {
+	if v.raised && v.cfg.OnRaise != nil {
+		v.cfg.OnRaise()
+	}
+	v.raised = false
 }
 
 // Tick evaluates, at the wall clock, the findings that time alone can make true
@@ -364,6 +376,7 @@ func (v *View) Tick(ctx context.Context) error {
 		return err
 	}
 	v.loaded = cp
+	v.notify()
 	return nil
 }
 
@@ -440,6 +453,7 @@ func (v *View) raise(ctx context.Context, tx *sql.Tx, scope domain.Scope, seq ui
 			}
 		}
 		v.active[id] = scopeOf(f)
+		v.raised = true
 	}
 	for id, sc := range v.active {
 		if ids[id] || !inScope(sc, scope) {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/custody/custody/domain"
@@ -117,38 +119,75 @@ func (c *Consumer) run(ctx context.Context, untilLast bool) error {
 	if err != nil {
 		return err
 	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * c.cfg.Batch))
+	if err != nil {
+		return fmt.Errorf("%s: consume: %w", c.proj.Name(), err)
+	}
+	var itMu sync.Mutex // guards it against the cancellation goroutine
+	defer func() { itMu.Lock(); it.Stop(); itMu.Unlock() }()
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() { // cancellation ends a blocked Next
+		select {
+		case <-ctx.Done():
+			itMu.Lock()
+			it.Stop()
+			itMu.Unlock()
+		case <-stopped:
+		}
+	}()
 	batch := make([]domain.Stored, 0, c.cfg.Batch)
+	var checked time.Time
 	for {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		// Another process may have moved the checkpoint: ahead (it applied events
 		// first; they will be skipped) or back (a rebuild was swapped in: read again
-		// from right after it).
-		if now, err := c.proj.Checkpoint(ctx); err != nil {
+		// from right after it). Looked at once a second, not per batch.
+		if time.Since(checked) < time.Second {
+			// recently checked
+		} else if now, err := c.proj.Checkpoint(ctx); err != nil {
 			return fmt.Errorf("%s: checkpoint: %w", c.proj.Name(), err)
 		} else if now < cp {
 			cp = now
 			if cons, err = c.consumer(ctx, stream, cp); err != nil {
 				return err
 			}
+			next, err := cons.Messages(jetstream.PullMaxMessages(2 * c.cfg.Batch))
+			if err != nil {
+				return fmt.Errorf("%s: consume: %w", c.proj.Name(), err)
+			}
+			itMu.Lock()
+			it.Stop()
+			it = next
+			itMu.Unlock()
 		} else if now > cp {
 			cp = now
 			if untilLast && cp >= last {
 				return nil
 			}
 		}
-		want := c.cfg.Batch
-		if untilLast {
-			want = int(min(uint64(want), last-cp))
+		if time.Since(checked) >= time.Second {
+			checked = time.Now()
 		}
-		msgs, err := cons.Fetch(want, jetstream.FetchMaxWait(c.cfg.MaxWait))
-		if err != nil {
-			return fmt.Errorf("%s: fetch: %w", c.proj.Name(), err)
-		}
+		// Block for the first message, then take whatever else is already there: a
+		// batch under load, a single event (low latency) when the log is quiet.
 		batch = batch[:0]
 		var lastMsg jetstream.Msg
-		for m := range msgs.Messages() {
+		wait := c.cfg.MaxWait
+		for len(batch) < c.cfg.Batch {
+			m, err := it.Next(jetstream.NextMaxWait(wait))
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if errors.Is(err, nats.ErrTimeout) {
+					break
+				}
+				return fmt.Errorf("%s: consume: %w", c.proj.Name(), err)
+			}
+			wait = time.Millisecond
 			meta, err := m.Metadata()
 			if err != nil {
 				return fmt.Errorf("%s: metadata: %w", c.proj.Name(), err)
@@ -167,12 +206,9 @@ func (c *Consumer) run(ctx context.Context, untilLast bool) error {
 			batch = append(batch, domain.Stored{Seq: seq, Subject: m.Subject(), Received: meta.Timestamp.UTC(), Raw: m.Data(), Event: ev})
 			cp = seq
 			lastMsg = m
-		}
-		if err := msgs.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
-			if ctx.Err() != nil {
-				return ctx.Err()
+			if untilLast && cp >= last {
+				break
 			}
-			return fmt.Errorf("%s: fetch: %w", c.proj.Name(), err)
 		}
 		if len(batch) == 0 && c.cfg.Idle != nil && ctx.Err() == nil {
 			c.cfg.Idle(ctx)

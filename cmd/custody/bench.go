@@ -53,14 +53,20 @@ It also prints the decode+validate+encode rate alone, on all cores.`,
 	cmd.Flags().IntVar(&cfg.Events, "events", 20000, "events per one-by-one run")
 	cmd.Flags().IntVar(&cfg.AtomicEvents, "atomic-events", 200000, "events per atomic-batch run")
 	cmd.Flags().StringVar(&cfg.Dir, "dir", "", "directory for the temporary stores (default: the system's temp dir)")
+	cmd.Flags().IntVar(&cfg.RebuildEvents, "rebuild-events", 100000, "events in the rebuild measurement (0 skips it)")
+	cmd.Flags().IntVar(&cfg.LatencyRate, "latency-rate", 2000, "events/s of the live alert-latency measurement (0 skips it)")
+	cmd.Flags().DurationVar(&cfg.LatencyFor, "latency-for", 15*time.Second, "how long the latency measurement publishes")
 	return cmd
 }
 
 type benchConfig struct {
-	Rounds       int
-	Events       int
-	AtomicEvents int
-	Dir          string
+	RebuildEvents int
+	LatencyRate   int
+	LatencyFor    time.Duration
+	Rounds        int
+	Events        int
+	AtomicEvents  int
+	Dir           string
 }
 
 type benchRow struct {
@@ -164,6 +170,24 @@ func runPublishBench(ctx context.Context, cfg benchConfig) ([]benchRow, error) {
 			rows = append(rows, benchRow{Name: "custody atomic vs raw one-by-one", Events: last.Events, Seconds: last.Seconds, PerSec: last.PerSec, Baseline: b.Name, Ratio: last.PerSec / b.PerSec})
 		}
 	}
+	if cfg.RebuildEvents > 0 {
+		raw, rb, n, err := benchRebuild(ctx, cfg.Dir, cfg.RebuildEvents)
+		if err != nil {
+			return nil, err
+		}
+		add("raw ordered replay", n, raw, "")
+		add("rebuild all five views", n, rb, "raw ordered replay")
+	}
+	if cfg.LatencyRate > 0 {
+		lat, err := benchLatency(ctx, cfg.Dir, cfg.LatencyRate, cfg.LatencyFor)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows,
+			benchRow{Name: fmt.Sprintf("publish-to-alert p50 at %d ev/s", cfg.LatencyRate), Events: len(lat), Seconds: percentile(lat, 0.50).Seconds()},
+			benchRow{Name: fmt.Sprintf("publish-to-alert p99 at %d ev/s", cfg.LatencyRate), Events: len(lat), Seconds: percentile(lat, 0.99).Seconds()},
+			benchRow{Name: fmt.Sprintf("publish-to-alert max at %d ev/s", cfg.LatencyRate), Events: len(lat), Seconds: lat[len(lat)-1].Seconds()})
+	}
 	return rows, nil
 }
 
@@ -174,6 +198,10 @@ func printBench(w io.Writer, rows []benchRow) error {
 		ratio := ""
 		if r.Baseline != "" {
 			ratio = strconv.FormatFloat(r.Ratio, 'f', 2, 64)
+		}
+		if r.PerSec == 0 { // a latency row: seconds is the latency
+			fmt.Fprintf(tw, "%s\t%d\t%.4f\t\t\t\t\n", r.Name, r.Events, r.Seconds)
+			continue
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%s\t%s\t\n", r.Name, r.Events, r.Seconds, r.PerSec, ratio, r.Baseline)
 	}
@@ -250,6 +278,10 @@ func prepared(lines [][]byte) []benchMsg {
 	return out
 }
 
+func natsMsg(m benchMsg) *nats.Msg {
+	return &nats.Msg{Subject: m.subject, Data: m.data, Header: nats.Header{jetstream.MsgIDHeader: []string{m.id}}}
+}
+
 // rawAsync publishes the bytes one by one with at most inFlight acknowledgements
 // outstanding, exactly what a bare JetStream client does.
 func rawAsync(ctx context.Context, nc *nats.Conn, lines [][]byte, inFlight int) error {
@@ -259,8 +291,7 @@ func rawAsync(ctx context.Context, nc *nats.Conn, lines [][]byte, inFlight int) 
 		return err
 	}
 	for _, m := range msgs {
-		msg := &nats.Msg{Subject: m.subject, Data: m.data, Header: nats.Header{jetstream.MsgIDHeader: []string{m.id}}}
-		if _, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Minute)); err != nil {
+		if _, err := js.PublishMsgAsync(natsMsg(m), jetstream.WithStallWait(time.Minute)); err != nil {
 			return err
 		}
 	}

@@ -22,6 +22,9 @@ type session struct {
 	embedded *streams.Embedded
 	store    *projections.Store
 	pub      *streams.Publisher
+	// held: the data directory belongs to a running custody serve, whose projectors
+	// keep the store current; this process only reads it.
+	held bool
 }
 
 type connectOpts struct {
@@ -40,6 +43,7 @@ func (g *globals) connect(ctx context.Context, o connectOpts) (*session, error) 
 			return nil, fmt.Errorf("data directory %s: %w (is another custody command running on it without a listener?)", g.data, err)
 		}
 		url = held
+		s.held = held != ""
 	}
 	var err error
 	opts := []nats.Option{nats.Name("custody"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
@@ -85,9 +89,13 @@ func (g *globals) openStore(ctx context.Context, s *session) error {
 	return nil
 }
 
-// catchUpTimeline brings the timeline index up to the log's last sequence.
+// catchUpTimeline brings the timeline index up to the log's last sequence (or, when a
+// serve holds the data directory, waits for it to get there).
 func (s *session) catchUpTimeline(ctx context.Context) (*projections.Timeline, error) {
 	tl := projections.NewTimeline(s.store)
+	if s.held {
+		return tl, s.waitFor(ctx, []string{projections.TimelineName})
+	}
 	c := streams.NewConsumer(s.js, tl, streams.ConsumerConfig{Ephemeral: true})
 	if err := c.CatchUp(ctx); err != nil {
 		return nil, fmt.Errorf("index: %w", err)
@@ -109,5 +117,43 @@ func (s *session) close() {
 	}
 	if s.embedded != nil {
 		s.embedded.Shutdown()
+	}
+}
+
+// waitFor waits until the named projectors of the serve holding the data directory have
+// applied the log up to its last sequence as of now.
+func (s *session) waitFor(ctx context.Context, names []string) error {
+	log, err := streams.OpenLog(ctx, s.js)
+	if err != nil {
+		return err
+	}
+	last, err := log.LastSeq(ctx)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		behind := ""
+		for _, n := range names {
+			cp, err := s.store.Checkpoint(ctx, n)
+			if err != nil {
+				return err
+			}
+			if cp < last {
+				behind = fmt.Sprintf("%s at %d of %d", n, cp, last)
+				break
+			}
+		}
+		if behind == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the running custody serve has not caught up with the log (%s)", behind)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }

@@ -250,7 +250,7 @@ func TestCrashRecovery(t *testing.T) {
 	rows.Close()
 	for v, tbl := range tables {
 		var n, ids int
-		db.QueryRow(`SELECT COUNT(*), COUNT(DISTINCT event_id) FROM ` + tbl).Scan(&n, &ids)
+		db.QueryRow(`SELECT COUNT(*), COUNT(DISTINCT event_id) FROM `+tbl).Scan(&n, &ids)
 		if n != ids || n == 0 {
 			t.Fatalf("view %s: %d rows for %d event ids", v, n, ids)
 		}

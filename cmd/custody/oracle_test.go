@@ -546,7 +546,7 @@ func oracleRetention(set []domain.Event, asOf time.Time, buffer time.Duration) m
 			status = "overdue"
 		case sd.LegalHold:
 			status = "purged_under_hold"
-		case pe.Time.Before(due) && pd.Reason == "retention_expired":
+		case !pe.Time.After(due) && pd.Reason == "retention_expired":
 			status = "purged_early"
 		default:
 			status = "purged"

@@ -11,11 +11,12 @@ import (
 	"github.com/custody/custody/streams"
 )
 
-// views builds the five view projectors over the session's store.
-func (s *session) views(silent bool) ([]*projections.View, error) {
+// views builds the five view projectors over the session's store; onRaise wakes the
+// alerts outbox.
+func (s *session) views(silent bool, onRaise func()) ([]*projections.View, error) {
 	out := make([]*projections.View, 0, len(projections.ViewNames))
 	for _, name := range projections.ViewNames {
-		v, err := projections.NewView(s.store, projections.ViewConfig{Name: name, Silent: silent})
+		v, err := projections.NewView(s.store, projections.ViewConfig{Name: name, Silent: silent, OnRaise: onRaise})
 		if err != nil {
 			return nil, err
 		}
@@ -25,9 +26,14 @@ func (s *session) views(silent bool) ([]*projections.View, error) {
 }
 
 // catchUp brings the timeline and every view up to the log's last sequence with one
-// read of the log, then publishes the alerts that raised.
+// read of the log, then publishes the alerts that raised. When a serve holds the data
+// directory, its projectors do that; catchUp waits for them instead of writing beside
+// them.
 func (s *session) catchUp(ctx context.Context) error {
-	views, err := s.views(false)
+	if s.held {
+		return s.waitFor(ctx, append([]string{projections.TimelineName}, projections.ViewNames...))
+	}
+	views, err := s.views(false, nil)
 	if err != nil {
 		return err
 	}
@@ -86,7 +92,14 @@ func (s *session) publisher() (*streams.Publisher, error) { return s.pub, nil }
 // runProjectors runs the timeline, the five views (each on its own durable consumer),
 // the alerts outbox and the retention clock until ctx ends.
 func (s *session) runProjectors(ctx context.Context, log func(string, ...any)) error {
-	views, err := s.views(false)
+	raised := make(chan struct{}, 1)
+	wake := func() {
+		select {
+		case raised <- struct{}{}:
+		default:
+		}
+	}
+	views, err := s.views(false, wake)
 	if err != nil {
 		return err
 	}
@@ -109,17 +122,18 @@ func (s *session) runProjectors(ctx context.Context, log func(string, ...any)) e
 			return streams.NewConsumer(s.js, v, streams.ConsumerConfig{MaxWait: 250 * time.Millisecond, Batch: 500, Idle: idle}).Run(gctx)
 		})
 	}
-	g.Go(func() error { // the alerts outbox
-		t := time.NewTicker(20 * time.Millisecond)
+	g.Go(func() error { // the alerts outbox: woken by every commit that raised alerts, and every second
+		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
 			select {
 			case <-gctx.Done():
 				return nil
 			case <-t.C:
-				if _, err := s.flushOutbox(gctx); err != nil && gctx.Err() == nil {
-					log("alerts outbox", "err", err)
-				}
+			case <-raised:
+			}
+			if _, err := s.flushOutbox(gctx); err != nil && gctx.Err() == nil {
+				log("alerts outbox", "err", err)
 			}
 		}
 	})

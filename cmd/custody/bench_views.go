@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/custody/custody/domain"
+	"github.com/custody/custody/projections"
+	"github.com/custody/custody/streams"
+)
+
+// benchRebuild fills a fresh log with n simulated events, then times raw ordered
+// replay of the stream and a rebuild of all five views from it, in one run.
+func benchRebuild(ctx context.Context, dir string, n int) (raw, rebuild time.Duration, events int, err error) {
+	tmp, err := os.MkdirTemp(dir, "custody-bench-")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer os.RemoveAll(tmp)
+	g := &globals{data: filepath.Join(tmp, "data")}
+	sess, err := g.connect(ctx, connectOpts{})
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer sess.close()
+	if err := g.openStore(ctx, sess); err != nil {
+		return 0, 0, 0, err
+	}
+	lines, err := benchEvents(n)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if err := custodyIngest(ctx, sess.nc, lines, 1000); err != nil {
+		return 0, 0, 0, err
+	}
+	log, err := streams.OpenLog(ctx, sess.js)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	start := time.Now()
+	err = log.ReplayRaw(ctx, streams.ReplayFrom{}, func(uint64, string, time.Time, []byte) error { events++; return nil })
+	raw = time.Since(start)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	res, err := sess.rebuild(ctx, projections.ViewNames, nil)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	return raw, res.took, events, nil
+}
+
+// benchLatency runs every projector live and publishes simulated traffic at rate
+// events/s; one event in fifty is an e-mail started without TLS, which the access-audit
+// view turns into an insecure_email_transport alert. It returns the publish-to-alert
+// latencies, measured from the publish call to the alert's arrival on the alerts stream.
+func benchLatency(ctx context.Context, dir string, rate int, d time.Duration) ([]time.Duration, error) {
+	tmp, err := os.MkdirTemp(dir, "custody-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	g := &globals{data: filepath.Join(tmp, "data")}
+	sess, err := g.connect(ctx, connectOpts{})
+	if err != nil {
+		return nil, err
+	}
+	defer sess.close()
+	if err := g.openStore(ctx, sess); err != nil {
+		return nil, err
+	}
+	n := int(float64(rate) * d.Seconds())
+	background, err := benchEvents(n)
+	if err != nil {
+		return nil, err
+	}
+	bg := prepared(background)
+
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go sess.runProjectors(rctx, func(string, ...any) {})
+
+	as, err := sess.js.Stream(ctx, streams.AlertsStream)
+	if err != nil {
+		return nil, err
+	}
+	cons, err := as.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
+	if err != nil {
+		return nil, err
+	}
+	sentAt := map[string]time.Time{}
+	got := make(chan struct {
+		id string
+		at time.Time
+	}, 10000)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		at := time.Now()
+		e, err := domain.Parse(m.Data())
+		if err != nil {
+			return
+		}
+		if a := e.Data.(*domain.AlertRaised); a.Rule == domain.RuleInsecureEmailTransport {
+			got <- struct {
+				id string
+				at time.Time
+			}{a.InteractionIDs[0], at}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer cc.Stop()
+
+	js, err := jetstream.New(sess.nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return nil, err
+	}
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+	triggers := 0
+	for i := range bg {
+		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+			time.Sleep(wait)
+		}
+		m := bg[i]
+		if i%50 == 25 {
+			id := "lat-" + uuid.NewString()
+			e := domain.Event{ID: uuid.Must(uuid.NewV7()).String(), Source: "bench/latency", Type: domain.InteractionStartedType,
+				Time: time.Now().UTC(), Subject: id, Data: &domain.InteractionStarted{Channel: "email", Direction: "inbound",
+					Email: &domain.Email{To: "claims@payer.example", FromMasked: "m***@example.org", TLS: "none"}}}
+			o, err := streams.NewOutgoing(e)
+			if err != nil {
+				return nil, err
+			}
+			m = benchMsg{id: o.ID, subject: o.Subject, data: o.Data}
+			sentAt[id] = time.Now()
+			triggers++
+		}
+		if _, err := js.PublishMsgAsync(natsMsg(m), jetstream.WithStallWait(time.Minute)); err != nil {
+			return nil, err
+		}
+	}
+	var lat []time.Duration
+	timeout := time.After(30 * time.Second)
+	for len(lat) < triggers {
+		select {
+		case g := <-got:
+			if t, ok := sentAt[g.id]; ok {
+				lat = append(lat, g.at.Sub(t))
+			}
+		case <-timeout:
+			return lat, fmt.Errorf("only %d of %d alerts arrived", len(lat), triggers)
+		}
+	}
+	slices.Sort(lat)
+	return lat, nil
+}
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p*float64(len(sorted))+0.5) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
