@@ -473,7 +473,7 @@ func oracleConsent(set []domain.Event) map[string]any {
 				if e.Type != domain.ConsentCapturedType && e.Type != domain.ConsentDeclinedType {
 					continue
 				}
-				if !have || e.Time.After(dec.Time) || e.Time.Equal(dec.Time) && lowerID(e, dec) {
+				if !have || e.Time.After(dec.Time) || e.Time.Equal(dec.Time) && !lowerID(e, dec) {
 					dec, have = e, true
 				}
 			}
@@ -546,7 +546,7 @@ func oracleRetention(set []domain.Event, asOf time.Time, buffer time.Duration) m
 			status = "overdue"
 		case sd.LegalHold:
 			status = "purged_under_hold"
-		case !pe.Time.After(due) && pd.Reason == "retention_expired":
+		case pe.Time.Before(due) && pd.Reason == "retention_expired":
 			status = "purged_early"
 		default:
 			status = "purged"
