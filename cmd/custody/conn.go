@@ -22,6 +22,9 @@ type session struct {
 	embedded *streams.Embedded
 	store    *projections.Store
 	pub      *streams.Publisher
+	// reportPub records report executions: few retries, so that a log that cannot
+	// acknowledge fails the request quickly (fail closed) instead of stalling it.
+	reportPub *streams.Publisher
 	// held: the data directory belongs to a running custody serve, whose projectors
 	// keep the store current; this process only reads it.
 	held bool
@@ -73,6 +76,10 @@ func (g *globals) connect(ctx context.Context, o connectOpts) (*session, error) 
 		return nil, err
 	}
 	if s.pub, err = streams.NewPublisher(s.nc, streams.PublisherConfig{}); err != nil {
+		s.close()
+		return nil, err
+	}
+	if s.reportPub, err = streams.NewPublisher(s.nc, streams.PublisherConfig{Retries: 2, AckTimeout: 5 * time.Second}); err != nil {
 		s.close()
 		return nil, err
 	}

@@ -47,7 +47,7 @@ func (a apiRunner) RunReport(ctx context.Context, r api.Request) ([]byte, error)
 	var seq uint64
 	if v := raw["as-of-seq"]; v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
+		if err != nil || n == 0 {
 			return nil, bad(fmt.Errorf("as-of-seq %q: must be a positive integer", v))
 		}
 		seq = n
@@ -79,5 +79,6 @@ func (a apiRunner) RunReport(ctx context.Context, r api.Request) ([]byte, error)
 	} else if raw["limit"] != "" || raw["offset"] != "" {
 		return nil, bad(errors.New("offset and limit page the access-audit report only"))
 	}
+	raw["format"] = r.Format
 	return a.s.runReport(ctx, reportRequest{Name: r.Report, Format: r.Format, Params: p, TZ: tz, Actor: r.Actor, Role: r.Role, Via: "http", RawArgs: raw})
 }

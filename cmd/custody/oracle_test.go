@@ -473,7 +473,7 @@ func oracleConsent(set []domain.Event) map[string]any {
 				if e.Type != domain.ConsentCapturedType && e.Type != domain.ConsentDeclinedType {
 					continue
 				}
-				if !have || e.Time.After(dec.Time) || e.Time.Equal(dec.Time) && !lowerID(e, dec) {
+				if !have || e.Time.After(dec.Time) || e.Time.Equal(dec.Time) && lowerID(e, dec) {
 					dec, have = e, true
 				}
 			}
@@ -628,7 +628,7 @@ func oracleExposure(set []domain.Event, buffer time.Duration) map[string]any {
 			if !ok || d.AgentID != A || d.RecordingID == "" || !ephi[e.Subject] {
 				continue
 			}
-			if s := redactionState(byRec[d.RecordingID], d.RecordingID, e.Time, buffer); s == "pending" || s == "overdue" {
+			if s := redactionState(byRec[d.RecordingID], d.RecordingID, e.Time, buffer); s == "pending" {
 				pending++
 			}
 		}

@@ -73,7 +73,7 @@ func (s *session) runReport(ctx context.Context, req reportRequest) ([]byte, err
 	if err != nil {
 		return nil, err
 	}
-	r := s.pub.Publish(ctx, streams.Outgoing{ID: execID, Subject: streams.ReportSubjectPrefix + "executed", Data: body})
+	r := s.reportPub.Publish(ctx, streams.Outgoing{ID: execID, Subject: streams.ReportSubjectPrefix + "executed", Data: body})
 	if r.Status != streams.Stored {
 		return nil, fmt.Errorf("report not released: its report.executed event was not acknowledged by the log: %v", r.Err)
 	}
@@ -101,6 +101,9 @@ func renderTable(res any, aligned bool) ([]byte, error) {
 			}
 		}
 	}
+	if !aligned && len(sections) > 1 {
+		return writeSections(&buf, v, sections)
+	}
 	for si, sec := range sections {
 		if si > 0 {
 			buf.WriteByte('\n')
@@ -110,6 +113,44 @@ func renderTable(res any, aligned bool) ([]byte, error) {
 		}
 	}
 	return buf.Bytes(), nil
+}
+
+// writeSections writes several lists as one CSV table: a "section" column naming the
+// list, then the union of the lists' columns, each row filling its own.
+func writeSections(buf *bytes.Buffer, v reflect.Value, sections []reflect.Value) ([]byte, error) {
+	header := []string{"section"}
+	index := map[string]int{}
+	var names []string
+	for i := 0; i < v.NumField(); i++ {
+		if v.Field(i).Kind() == reflect.Slice {
+			names = append(names, jsonName(v.Type().Field(i)))
+		}
+	}
+	for _, sec := range sections {
+		et := sec.Type().Elem()
+		for i := 0; i < et.NumField(); i++ {
+			n := jsonName(et.Field(i))
+			if _, ok := index[n]; !ok {
+				index[n] = len(header)
+				header = append(header, n)
+			}
+		}
+	}
+	cw := csv.NewWriter(buf)
+	cw.Write(header)
+	for si, sec := range sections {
+		et := sec.Type().Elem()
+		for r := 0; r < sec.Len(); r++ {
+			rec := make([]string, len(header))
+			rec[0] = names[si]
+			for i := 0; i < et.NumField(); i++ {
+				rec[index[jsonName(et.Field(i))]] = cell(sec.Index(r).Field(i))
+			}
+			cw.Write(rec)
+		}
+	}
+	cw.Flush()
+	return buf.Bytes(), cw.Error()
 }
 
 func jsonName(f reflect.StructField) string {
@@ -260,8 +301,8 @@ func parseParams(name, asOf string, asOfSeq uint64, tz, agent, interaction, from
 	if p.To, err = parseInstant("--to", to, time.Time{}); err != nil {
 		return p, err
 	}
-	if p.Location, err = time.LoadLocation(tz); err != nil {
-		return p, fmt.Errorf("--tz %q: must be an IANA time zone name: %w", tz, err)
+	if p.Location, err = time.LoadLocation(tz); err != nil || tz == "Local" || tz == "" {
+		return p, fmt.Errorf("--tz %q: must be an IANA time zone name (e.g. UTC, America/Chicago)", tz)
 	}
 	if agent != "" && !domain.IsIdentifier(agent) {
 		return p, fmt.Errorf("--agent %q: must be 1-128 characters of A-Z a-z 0-9 _ - :", agent)

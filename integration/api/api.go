@@ -127,6 +127,7 @@ func ReadTokens(path string) ([]principal, error) {
 	}
 	defer f.Close()
 	var out []principal
+	seen := map[[32]byte]int{}
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -143,7 +144,12 @@ func ReadTokens(path string) ([]principal, error) {
 		if len(parts[2]) < 32 {
 			return nil, fmt.Errorf("api: tokens file line %d: token must be at least 32 characters", n)
 		}
-		out = append(out, principal{digest: sha256.Sum256([]byte(parts[2])), role: parts[0], actor: parts[1]})
+		d := sha256.Sum256([]byte(parts[2]))
+		if first, dup := seen[d]; dup {
+			return nil, fmt.Errorf("api: tokens file line %d: the same token as line %d (each token names one actor and role)", n, first)
+		}
+		seen[d] = n
+		out = append(out, principal{digest: d, role: parts[0], actor: parts[1]})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("api: tokens file: %w", err)
@@ -179,13 +185,17 @@ func (s *Server) Handler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /v1/reports/{name}", s.report)
+	// HEAD would run the report and record an execution nobody sees.
+	mux.HandleFunc("HEAD /v1/reports/{name}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", "GET")
+		w.WriteHeader(http.StatusMethodNotAllowed)
+	})
 	return mux
 }
 
 func (s *Server) authenticate(r *http.Request) (principal, bool) {
-	h := r.Header.Get("Authorization")
-	token, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || token == "" {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return principal{}, false
 	}
 	d := sha256.Sum256([]byte(token))

@@ -464,3 +464,30 @@ func TestAPINewListenError(t *testing.T) {
 		t.Fatalf("New on a bound port: %v", err)
 	}
 }
+
+func TestAPIDuplicateTokenRefused(t *testing.T) {
+	path := writeFile(t, "auditor alice "+auditorToken+"\ncompliance_officer mallory "+auditorToken+"\n")
+	_, err := api.ReadTokens(path)
+	if err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "line 1") {
+		t.Fatalf("duplicate token: %v, want an error naming lines 2 and 1", err)
+	}
+}
+
+func TestAPISchemeCaseAndHead(t *testing.T) {
+	runner := &fakeRunner{}
+	base := startServer(t, runner)
+	resp, body := get(t, base+"/v1/reports/consent", map[string]string{"Authorization": "bearer " + auditorToken})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, reportMarker) {
+		t.Fatalf("lower-case scheme: %d %s", resp.StatusCode, body)
+	}
+	req, _ := http.NewRequest(http.MethodHead, base+"/v1/reports/consent", nil)
+	req.Header.Set("Authorization", "Bearer "+auditorToken)
+	hr, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr.Body.Close()
+	if hr.StatusCode != http.StatusMethodNotAllowed || len(runner.requests()) != 1 {
+		t.Fatalf("HEAD: %d, runner called %d times (want 405 and no run)", hr.StatusCode, len(runner.requests()))
+	}
+}
