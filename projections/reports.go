@@ -34,6 +34,23 @@ var reportView = map[string]string{
 	AccessAuditReport:  AccessAuditView,
 }
 
+// ReportViews names the views a report is computed from.
+func ReportViews(report string) []string {
+	if report == AlertsReport {
+		var out []string
+		for _, v := range ViewNames {
+			if specs[v].findings != nil {
+				out = append(out, v)
+			}
+		}
+		return out
+	}
+	if v, ok := reportView[report]; ok {
+		return []string{v}
+	}
+	return nil
+}
+
 // Params are a report's parameters. The zero value of every optional field is valid.
 type Params struct {
 	// AsOf is the instant the rules are evaluated at: only events whose time is at or

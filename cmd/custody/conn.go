@@ -130,6 +130,11 @@ func (s *session) close() {
 // waitFor waits until the named projectors of the serve holding the data directory have
 // applied the log up to its last sequence as of now.
 func (s *session) waitFor(ctx context.Context, names []string) error {
+	return s.waitUntil(ctx, names, 2*time.Minute)
+}
+
+// waitUntil is waitFor with a bound.
+func (s *session) waitUntil(ctx context.Context, names []string, bound time.Duration) error {
 	log, err := streams.OpenLog(ctx, s.js)
 	if err != nil {
 		return err
@@ -138,7 +143,7 @@ func (s *session) waitFor(ctx context.Context, names []string) error {
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(bound)
 	for {
 		behind := ""
 		for _, n := range names {

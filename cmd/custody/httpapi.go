@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/custody/custody/integration/api"
 	"github.com/custody/custody/projections"
@@ -80,5 +81,8 @@ func (a apiRunner) RunReport(ctx context.Context, r api.Request) ([]byte, error)
 		return nil, bad(errors.New("offset and limit page the access-audit report only"))
 	}
 	raw["format"] = r.Format
+	// Read your writes: give the live views a moment to apply what the log held when
+	// the request came; past that, the report says how far it got (logPosition).
+	_ = a.s.waitUntil(ctx, projections.ReportViews(r.Report), 5*time.Second)
 	return a.s.runReport(ctx, reportRequest{Name: r.Report, Format: r.Format, Params: p, TZ: tz, Actor: r.Actor, Role: r.Role, Via: "http", RawArgs: raw})
 }
