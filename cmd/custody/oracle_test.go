@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/custody/custody/domain"
-	sim "github.com/custody/custody/integration/simulate"
 )
 
 // oracleOpts are the parameters the contract leaves configurable, plus the as-of-seq
@@ -271,6 +270,23 @@ func bySubject(set []domain.Event) map[string][]domain.Event {
 	return by
 }
 
+// decidingStore is the recording.stored that decides recording rec: the earliest by
+// time, ties by the smallest id.
+func decidingStore(set []domain.Event, rec string) (domain.Event, *domain.RecordingStored) {
+	var st domain.Event
+	var sd *domain.RecordingStored
+	for _, e := range set {
+		d, ok := e.Data.(*domain.RecordingStored)
+		if !ok || d.RecordingID != rec {
+			continue
+		}
+		if sd == nil || e.Time.Before(st.Time) || e.Time.Equal(st.Time) && lowerID(e, st) {
+			st, sd = e, d
+		}
+	}
+	return st, sd
+}
+
 // byRecording groups the events that name a recordingId by it, keeping the set's order.
 func byRecording(set []domain.Event) map[string][]domain.Event {
 	by := map[string][]domain.Event{}
@@ -420,6 +436,7 @@ func oracleConsent(set []domain.Event) map[string]any {
 	required, captured := 0, 0
 	violations := []any{}
 	by := bySubject(set)
+	byRec := byRecording(set)
 	for _, I := range interactionsOf(set) {
 		set := by[I] // only the events of I (every scan below filters by subject anyway)
 		if channelOf(set, I) != "voice" || !isEPHI(set, I) {
@@ -458,10 +475,15 @@ func oracleConsent(set []domain.Event) map[string]any {
 			reasons = append(reasons, "missing")
 		}
 		// recorded_after_decline: a recording.stored (audio or screen) at whose time the
-		// latest consent decision at or before it (ties: smallest id) was a decline.
+		// latest consent decision at or before it (ties: smallest id) was a decline. A
+		// recording stored more than once keeps its first recording.stored (EVENTS.md,
+		// Ties; "a recording stored again is ignored entirely"): only deciding stores count.
 		for _, r := range set {
 			rd, ok := r.Data.(*domain.RecordingStored)
 			if !ok || r.Subject != I || (rd.Kind != "audio" && rd.Kind != "screen") {
+				continue
+			}
+			if first, _ := decidingStore(byRec[rd.RecordingID], rd.RecordingID); first.ID != r.ID {
 				continue
 			}
 			var dec domain.Event
@@ -513,17 +535,7 @@ func oracleRetention(set []domain.Event, asOf time.Time, buffer time.Duration) m
 	recordings := []any{}
 	for _, rec := range ids {
 		set := byRec[rec] // only the events naming rec (every scan below filters by it anyway)
-		var st domain.Event
-		var sd *domain.RecordingStored
-		for _, e := range set {
-			d, ok := e.Data.(*domain.RecordingStored)
-			if !ok || d.RecordingID != rec {
-				continue
-			}
-			if sd == nil || e.Time.Before(st.Time) || e.Time.Equal(st.Time) && lowerID(e, st) {
-				st, sd = e, d
-			}
-		}
+		st, sd := decidingStore(set, rec)
 		due := st.Time.UTC().AddDate(sd.Retention.Years, sd.Retention.Months, sd.Retention.Days)
 		var pe domain.Event
 		var pd *domain.RecordPurged
@@ -628,7 +640,7 @@ func oracleExposure(set []domain.Event, buffer time.Duration) map[string]any {
 			if !ok || d.AgentID != A || d.RecordingID == "" || !ephi[e.Subject] {
 				continue
 			}
-			if s := redactionState(byRec[d.RecordingID], d.RecordingID, e.Time, buffer); s == "pending" {
+			if s := redactionState(byRec[d.RecordingID], d.RecordingID, e.Time, buffer); s == "pending" || s == "overdue" {
 				pending++
 			}
 		}
@@ -760,7 +772,7 @@ func eventLine(id, typ string, at time.Time, subject string, data any) []byte {
 		"id":          id,
 		"source":      "genesys-cloud/org-3f1c",
 		"type":        typ,
-		"time":        at.UTC().Format(time.RFC3339Nano),
+		"time":        at.Format(time.RFC3339Nano), // in at's own zone
 		"subject":     subject,
 		"data":        data,
 	}
@@ -1189,36 +1201,4 @@ func short(v any) string {
 		return string(b[:300]) + "…"
 	}
 	return string(b)
-}
-
-// TestOracleOnSimulatedTraffic checks the oracle against what the simulator plants
-// (integration/simulate/doc.go): the rogue agents, and only they, cross the threshold
-// at 2,000 interactions; the "exactly three" and "boundary" agents never do.
-func TestOracleOnSimulatedTraffic(t *testing.T) {
-	var buf bytes.Buffer
-	if err := sim.Write(&buf, sim.Config{Seed: 1, Interactions: 2000}); err != nil {
-		t.Fatal(err)
-	}
-	var events []domain.Event
-	for _, l := range bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n")) {
-		e, err := domain.Parse(l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		events = append(events, e)
-	}
-	start := time.Now()
-	agents := oracleThresholdAgents(events, oracleOpts{})
-	t.Logf("threshold agents %v (%v)", sortedKeys(agents), time.Since(start))
-	if len(agents) < 2 || len(agents) > 4 {
-		t.Fatalf("threshold agents %v: want the rogue agents (two with 50 agents)", sortedKeys(agents))
-	}
-	end := sim.DefaultStart.Add(7 * 24 * time.Hour)
-	for _, name := range []string{"unauthorized", "consent", "retention", "exposure", "access-audit"} {
-		start := time.Now()
-		r := oracleReport(name, events, end, oracleOpts{})
-		t.Logf("%s: %d bytes (%v)", name, len(short(r)), time.Since(start))
-	}
-	c := oracleReport("consent", events, end, oracleOpts{})
-	t.Logf("consent required %v captured %v rate %v violations %d", c["required"], c["captured"], c["rate"], len(c["violations"].([]any)))
 }
