@@ -76,6 +76,9 @@ type Header struct {
 	AsOf        string `json:"asOf"`
 	LogPosition uint64 `json:"logPosition"`
 	ExecutionID string `json:"executionId"`
+	// LateEvents counts the events that arrived more than the allowed lateness behind
+	// the latest event time before them (kept in the access audit only).
+	LateEvents int64 `json:"lateEvents"`
 }
 
 // UnauthorizedAgent is one row of the unauthorized report.
@@ -218,7 +221,11 @@ func (s *Store) Report(ctx context.Context, name string, p Params) (any, error) 
 	if p.RedactionBuffer > 0 {
 		l.RedactionBuffer = p.RedactionBuffer
 	}
-	h := Header{Report: name, AsOf: ft(p.AsOf), LogPosition: pos}
+	late, err := s.LateEvents(ctx, view)
+	if err != nil {
+		return nil, err
+	}
+	h := Header{Report: name, AsOf: ft(p.AsOf), LogPosition: pos, LateEvents: late}
 	asOf := p.AsOf
 	switch name {
 	case UnauthorizedReport:
