@@ -20,6 +20,9 @@ var ErrGap = errors.New("sequence gap in the log")
 // ErrUndecodable is returned when a stored message is not a valid event.
 var ErrUndecodable = errors.New("stored message is not a valid event")
 
+// linger bounds how long a batch keeps collecting after its first message.
+const linger = 5 * time.Millisecond
+
 // Projector is what the consume loop drives: a view, an index or any other fold of the
 // log. The loop is defined here; implementations live elsewhere and need not import this
 // package (they only use domain types).
@@ -176,7 +179,13 @@ func (c *Consumer) run(ctx context.Context, untilLast bool) error {
 		batch = batch[:0]
 		var lastMsg jetstream.Msg
 		wait := c.cfg.MaxWait
+		var first time.Time
 		for len(batch) < c.cfg.Batch {
+			// Linger at most a few milliseconds after the first message: under a steady
+			// stream a batch must not wait to fill (latency); a backlog fills it at once.
+			if !first.IsZero() && time.Since(first) > linger {
+				break
+			}
 			m, err := it.Next(jetstream.NextMaxWait(wait))
 			if err != nil {
 				if ctx.Err() != nil {
@@ -186,6 +195,9 @@ func (c *Consumer) run(ctx context.Context, untilLast bool) error {
 					break
 				}
 				return fmt.Errorf("%s: consume: %w", c.proj.Name(), err)
+			}
+			if first.IsZero() {
+				first = time.Now()
 			}
 			wait = time.Millisecond
 			meta, err := m.Metadata()
