@@ -27,18 +27,33 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(60000)&_pragma=foreign_keys(ON)&_pragma=cache_size(-65536)&_txlock=immediate"
+	// busy_timeout first: the other pragmas (journal_mode above all) may need to wait for
+	// another process opening the same store.
+	dsn := "file:" + path + "?_pragma=busy_timeout(60000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_pragma=cache_size(-65536)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(1) // one writer; SQLite serializes writes anyway
 	s := &Store{db: db, dialect: "sqlite"}
-	if err := s.migrate(ctx); err != nil {
-		db.Close()
-		return nil, err
+	// Two processes creating the same store at once can see SQLITE_BUSY while the WAL
+	// is set up, before the busy handler applies: try again for a while.
+	for attempt := 0; ; attempt++ {
+		err = s.migrate(ctx)
+		if err == nil {
+			return s, nil
+		}
+		if attempt == 100 || !strings.Contains(err.Error(), "SQLITE_BUSY") {
+			db.Close()
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			db.Close()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	return s, nil
 }
 
 // Close closes the database.
@@ -120,29 +135,30 @@ func dbTime(t time.Time) string { return t.UTC().Format(sortableTime) }
 func parseDBTime(s string) (time.Time, error) { return time.Parse(sortableTime, s) }
 
 func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
+	// One transaction, taken with the write lock (BEGIN IMMEDIATE), so that processes
+	// opening the store at the same time migrate one after the other.
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	var have int
-	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	for v := have + 1; v <= len(migrations); v++ {
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("migrate %d: %w", v, err)
-		}
 		if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
-			tx.Rollback()
 			return fmt.Errorf("migrate %d: %w", v, err)
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO schema_migrations (version) VALUES (?)`), v); err != nil {
-			tx.Rollback()
 			return fmt.Errorf("migrate %d: %w", v, err)
 		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("migrate %d: %w", v, err)
-		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
 }

@@ -108,6 +108,12 @@ func (p *Publisher) commitBatch(ctx context.Context, msgs []Outgoing, res []Resu
 			}
 		}
 		lastErr = err
+		if !errors.As(err, &apiErr) {
+			// No answer to the commit: the batch may or may not be stored. Settle each
+			// event on its own; the server deduplicates what the batch stored.
+			copy(res, p.publishOneByOne(ctx, msgs, true))
+			return
+		}
 	}
 	for i := range res {
 		res[i] = Result{Status: Rejected, Err: fmt.Errorf("publish %s: outcome unknown: %w", msgs[i].ID, lastErr)}

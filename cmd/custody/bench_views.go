@@ -25,14 +25,11 @@ func benchRebuild(ctx context.Context, dir string, n int) (raw, rebuild time.Dur
 	}
 	defer os.RemoveAll(tmp)
 	g := &globals{data: filepath.Join(tmp, "data")}
-	sess, err := g.connect(ctx, connectOpts{})
+	sess, err := g.open(ctx, connectOpts{})
 	if err != nil {
 		return 0, 0, 0, err
 	}
 	defer sess.close()
-	if err := g.openStore(ctx, sess); err != nil {
-		return 0, 0, 0, err
-	}
 	lines, err := benchEvents(n)
 	if err != nil {
 		return 0, 0, 0, err
@@ -68,14 +65,11 @@ func benchLatency(ctx context.Context, dir string, rate int, d time.Duration) ([
 	}
 	defer os.RemoveAll(tmp)
 	g := &globals{data: filepath.Join(tmp, "data")}
-	sess, err := g.connect(ctx, connectOpts{})
+	sess, err := g.open(ctx, connectOpts{})
 	if err != nil {
 		return nil, err
 	}
 	defer sess.close()
-	if err := g.openStore(ctx, sess); err != nil {
-		return nil, err
-	}
 	n := int(float64(rate) * d.Seconds())
 	background, err := benchEvents(n)
 	if err != nil {

@@ -31,8 +31,9 @@ type session struct {
 }
 
 type connectOpts struct {
-	listen  string // embedded client listener; "" for in-process only
-	keyFile string
+	persistent bool   // reconnect forever (serve); one-off commands give up after ~10 s
+	listen     string // embedded client listener; "" for in-process only
+	keyFile    string
 }
 
 // connect opens the log: the external server given by --nats; else the server of the
@@ -49,7 +50,11 @@ func (g *globals) connect(ctx context.Context, o connectOpts) (*session, error) 
 		s.held = held != ""
 	}
 	var err error
-	opts := []nats.Option{nats.Name("custody"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+	reconnects := 40
+	if o.persistent {
+		reconnects = -1
+	}
+	opts := []nats.Option{nats.Name("custody"), nats.MaxReconnects(reconnects), nats.ReconnectWait(250 * time.Millisecond)}
 	if url != "" {
 		s.nc, err = nats.Connect(url, opts...)
 		if err != nil {
@@ -84,6 +89,19 @@ func (g *globals) connect(ctx context.Context, o connectOpts) (*session, error) 
 		return nil, err
 	}
 	return s, nil
+}
+
+// open connects to the log and opens the projection store.
+func (g *globals) open(ctx context.Context, o connectOpts) (*session, error) {
+	sess, err := g.connect(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.openStore(ctx, sess); err != nil {
+		sess.close()
+		return nil, err
+	}
+	return sess, nil
 }
 
 // openStore opens the projection store in the data directory.

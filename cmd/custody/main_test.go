@@ -210,8 +210,17 @@ func TestServeHoldsDataDirAndOthersConnect(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	in := simulate(t, "--seed", "2", "--interactions", "50")
-	code, _, errs := run(t, in, "publish", "--data", data, "-")
+	pctx, pcancel := context.WithTimeout(context.Background(), time.Minute)
+	var pout, perr bytes.Buffer
+	code := main.Run(pctx, []string{"publish", "--data", data, "-"}, bytes.NewReader(in), &pout, &perr)
+	pcancel()
+	errs := perr.String()
 	if code != 0 {
+		select {
+		case c := <-done:
+			t.Fatalf("serve exited %d while publishing: %s", c, serveErr.String())
+		default:
+		}
 		t.Fatalf("publish while serve runs: %d\n%s", code, tail(errs))
 	}
 	p, _, _ := lastLine(t, errs)

@@ -54,14 +54,11 @@ acknowledged only once it is on disk); --atomic-batch 0 publishes them one by on
 }
 
 func (g *globals) publish(ctx context.Context, in io.Reader, f publishFlags) error {
-	sess, err := g.connect(ctx, connectOpts{})
+	sess, err := g.open(ctx, connectOpts{})
 	if err != nil {
 		return err
 	}
 	defer sess.close()
-	if err := g.openStore(ctx, sess); err != nil {
-		return err
-	}
 	tl, err := sess.catchUpTimeline(ctx)
 	if err != nil {
 		return err

@@ -32,14 +32,11 @@ A progress bar is shown when stderr is a terminal.`,
 				names = []string{view}
 			}
 			ctx := cmd.Context()
-			sess, err := g.connect(ctx, connectOpts{})
+			sess, err := g.open(ctx, connectOpts{})
 			if err != nil {
 				return err
 			}
 			defer sess.close()
-			if err := g.openStore(ctx, sess); err != nil {
-				return err
-			}
 			res, err := sess.rebuild(ctx, names, progressFor(g.stderr))
 			if err != nil {
 				return err

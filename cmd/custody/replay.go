@@ -57,14 +57,11 @@ date first) and fetched from the log by sequence: the log is never scanned.`,
 }
 
 func (g *globals) replay(ctx context.Context, id, format string, loc *time.Location) error {
-	sess, err := g.connect(ctx, connectOpts{})
+	sess, err := g.open(ctx, connectOpts{})
 	if err != nil {
 		return err
 	}
 	defer sess.close()
-	if err := g.openStore(ctx, sess); err != nil {
-		return err
-	}
 	tl, err := sess.catchUpTimeline(ctx)
 	if err != nil {
 		return err

@@ -250,14 +250,11 @@ only after the log has acknowledged that event.`,
 			}
 			req.Params = p
 			ctx := cmd.Context()
-			sess, err := g.connect(ctx, connectOpts{})
+			sess, err := g.open(ctx, connectOpts{})
 			if err != nil {
 				return err
 			}
 			defer sess.close()
-			if err := g.openStore(ctx, sess); err != nil {
-				return err
-			}
 			if err := sess.catchUp(ctx); err != nil {
 				return err
 			}

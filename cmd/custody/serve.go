@@ -40,14 +40,11 @@ or a connection to --nats, and the projectors. Stops cleanly on SIGINT or SIGTER
 // serve runs the log, the projectors and the API until ctx ends. ready, if set, is
 // called with the session and the API address once everything runs.
 func (g *globals) serve(ctx context.Context, f serveFlags, ready func(*session, string)) error {
-	sess, err := g.connect(ctx, connectOpts{listen: f.listen})
+	sess, err := g.open(ctx, connectOpts{listen: f.listen, persistent: true})
 	if err != nil {
 		return err
 	}
 	defer sess.close()
-	if err := g.openStore(ctx, sess); err != nil {
-		return err
-	}
 	logger := slog.New(slog.NewTextHandler(g.stderr, nil))
 	if sess.embedded != nil {
 		logger.Info("embedded log running", "data", g.data, "listen", redactURL(sess.embedded.URL()))
