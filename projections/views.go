@@ -261,6 +261,7 @@ func (v *View) Apply(ctx context.Context, batch []domain.Stored) error {
 		v.seen = map[string]struct{}{}
 	}
 	ins := newInserter(v.s, tx, tbl, v.cfg.Bulk)
+	defer ins.close()
 	scope := domain.NewScope()
 	applied := false
 	for _, s := range batch {
@@ -543,8 +544,16 @@ type inserter struct {
 	tx   *sql.Tx
 	tbl  string
 	bulk bool
+	stmt *sql.Stmt
 	args []any
 	n    int
+}
+
+// close releases the prepared statement.
+func (in *inserter) close() {
+	if in.stmt != nil {
+		in.stmt.Close()
+	}
 }
 
 const insertCols = `(seq, event_id, type, subject, agent, event_time, late, body)`
@@ -563,7 +572,14 @@ func rowArgs(st domain.Stored, late bool) []any {
 
 // one inserts a row unless its event id is already there.
 func (in *inserter) one(ctx context.Context, st domain.Stored, late bool) (bool, error) {
-	res, err := in.tx.ExecContext(ctx, in.s.q(`INSERT INTO `+in.tbl+` `+insertCols+` VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`), rowArgs(st, late)...)
+	if in.stmt == nil { // prepared once per transaction, not per row
+		stmt, err := in.tx.PrepareContext(ctx, in.s.q(`INSERT INTO `+in.tbl+` `+insertCols+` VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`))
+		if err != nil {
+			return false, err
+		}
+		in.stmt = stmt
+	}
+	res, err := in.stmt.ExecContext(ctx, rowArgs(st, late)...)
 	if err != nil {
 		return false, err
 	}
