@@ -25,6 +25,8 @@ type session struct {
 	// reportPub records report executions: few retries, so that a log that cannot
 	// acknowledge fails the request quickly (fail closed) instead of stalling it.
 	reportPub *streams.Publisher
+	// lateness and redaction are the views' settings (flags --lateness, --redaction-buffer).
+	lateness, redaction time.Duration
 	// held: the data directory belongs to a running custody serve, whose projectors
 	// keep the store current; this process only reads it.
 	held bool
@@ -39,7 +41,7 @@ type connectOpts struct {
 // connect opens the log: the external server given by --nats; else the server of the
 // custody process that holds --data (a running serve); else an embedded server on --data.
 func (g *globals) connect(ctx context.Context, o connectOpts) (*session, error) {
-	s := &session{}
+	s := &session{lateness: g.lateness, redaction: g.redaction}
 	url := g.natsURL
 	if url == "" {
 		held, err := streams.HeldURL(g.data)

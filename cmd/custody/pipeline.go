@@ -16,7 +16,7 @@ import (
 func (s *session) views(silent bool, onRaise func()) ([]*projections.View, error) {
 	out := make([]*projections.View, 0, len(projections.ViewNames))
 	for _, name := range projections.ViewNames {
-		v, err := projections.NewView(s.store, projections.ViewConfig{Name: name, Silent: silent, OnRaise: onRaise})
+		v, err := projections.NewView(s.store, projections.ViewConfig{Name: name, Silent: silent, OnRaise: onRaise, Lateness: s.lateness, RedactionBuffer: s.redaction})
 		if err != nil {
 			return nil, err
 		}

@@ -65,7 +65,7 @@ func (s *session) rebuild(ctx context.Context, names []string, progress func(app
 		if err := s.store.ResetTable(ctx, tmp); err != nil {
 			return rebuildResult{}, err
 		}
-		v, err := projections.NewView(s.store, projections.ViewConfig{Name: name, Table: tmp, Silent: true, Bulk: true})
+		v, err := projections.NewView(s.store, projections.ViewConfig{Name: name, Table: tmp, Silent: true, Bulk: true, Lateness: s.lateness, RedactionBuffer: s.redaction})
 		if err != nil {
 			return rebuildResult{}, err
 		}

@@ -40,6 +40,9 @@ type reportRequest struct {
 // runReport computes a report, records its execution in the log and returns the output
 // only after the log has acknowledged the report.executed event (fail closed).
 func (s *session) runReport(ctx context.Context, req reportRequest) ([]byte, error) {
+	if req.Params.RedactionBuffer == 0 {
+		req.Params.RedactionBuffer = s.redaction
+	}
 	res, err := s.store.Report(ctx, req.Name, req.Params)
 	if err != nil {
 		return nil, err

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"time"
+
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+
+	"github.com/custody/custody/domain"
+	"github.com/custody/custody/projections"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -21,10 +26,13 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 type globals struct {
 	data    string
 	natsURL string
-	stdin   io.Reader
-	stdout  io.Writer
-	stderr  io.Writer
-	log     *slog.Logger
+	// lateness is the allowed lateness of the views; redaction the redaction buffer.
+	lateness  time.Duration
+	redaction time.Duration
+	stdin     io.Reader
+	stdout    io.Writer
+	stderr    io.Writer
+	log       *slog.Logger
 }
 
 // Run executes the custody command line with the given arguments and streams and returns
@@ -39,6 +47,11 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			applyEnv(cmd.Flags(), "data", "CUSTODY_DATA")
 			applyEnv(cmd.Flags(), "nats", "CUSTODY_NATS_URL")
+			applyEnv(cmd.Flags(), "lateness", "CUSTODY_LATENESS")
+			applyEnv(cmd.Flags(), "redaction-buffer", "CUSTODY_REDACTION_BUFFER")
+			if g.lateness <= 0 || g.redaction <= 0 {
+				return fmt.Errorf("--lateness and --redaction-buffer must be positive durations")
+			}
 			g.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			return nil
 		},
@@ -48,6 +61,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.data, "data", "./custody-data", "data directory: embedded log, projection store (env CUSTODY_DATA)")
+	root.PersistentFlags().DurationVar(&g.lateness, "lateness", projections.DefaultLateness, "allowed lateness of events behind the latest event time; a later event stays in the log and the access audit only (env CUSTODY_LATENESS; changing it needs a rebuild)")
+	root.PersistentFlags().DurationVar(&g.redaction, "redaction-buffer", domain.DefaultRedactionBuffer, "how long a requested redaction may stay pending before it is overdue (env CUSTODY_REDACTION_BUFFER)")
 	root.PersistentFlags().StringVar(&g.natsURL, "nats", "", "URL of an external NATS server with JetStream; empty runs the embedded server on --data (env CUSTODY_NATS_URL)")
 	root.AddCommand(publishCmd(g), simulateCmd(g), replayCmd(g), serveCmd(g), benchCmd(g), reportCmd(g), rebuildCmd(g), demoCmd(g))
 	err := root.ExecuteContext(ctx)
