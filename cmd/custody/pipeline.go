@@ -66,12 +66,8 @@ func (s *session) flushOutbox(ctx context.Context) (int, error) {
 		for i, a := range pending {
 			msgs[i] = streams.Outgoing{ID: a.ID, Subject: streams.AlertSubjectPrefix + "raised", Data: a.Body}
 		}
-		pub, err := s.publisher()
-		if err != nil {
-			return n, err
-		}
 		var done []string
-		for i, r := range pub.PublishAll(ctx, msgs) {
+		for i, r := range s.pub.PublishAll(ctx, msgs) {
 			if r.Status == streams.Stored || r.Status == streams.Duplicate {
 				done = append(done, pending[i].ID)
 			}
@@ -86,8 +82,6 @@ func (s *session) flushOutbox(ctx context.Context) (int, error) {
 	}
 }
 
-// publisher returns the session's one-by-one publisher (for alerts and reports).
-func (s *session) publisher() (*streams.Publisher, error) { return s.pub, nil }
 
 // runProjectors runs the timeline, the five views (each on its own durable consumer),
 // the alerts outbox and the retention clock until ctx ends.
