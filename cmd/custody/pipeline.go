@@ -82,7 +82,6 @@ func (s *session) flushOutbox(ctx context.Context) (int, error) {
 	}
 }
 
-
 // runProjectors runs the timeline, the five views (each on its own durable consumer),
 // the alerts outbox and the retention clock until ctx ends.
 func (s *session) runProjectors(ctx context.Context, log func(string, ...any)) error {
