@@ -42,7 +42,7 @@ func (s *Store) MarkPublished(ctx context.Context, ids []string) error {
 	}
 	defer tx.Rollback()
 	for _, id := range ids {
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE alerts SET published = ? WHERE id = ?`), true, id); err != nil {
+		if _, err := s.stmt(ctx, tx, qPublished).ExecContext(ctx, true, id); err != nil {
 			return fmt.Errorf("mark published: %w", err)
 		}
 	}

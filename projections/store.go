@@ -20,6 +20,8 @@ import (
 type Store struct {
 	db      *sql.DB
 	dialect string
+	stmts   map[string]*sql.Stmt // the hot statements, prepared once (see hot)
+	stop    func()               // ends the WAL checkpointer
 }
 
 // OpenSQLite opens (creating if needed) the SQLite store at path and migrates it.
@@ -28,19 +30,27 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	// busy_timeout first: the other pragmas (journal_mode above all) may need to wait for
-	// another process opening the same store.
-	dsn := "file:" + path + "?_pragma=busy_timeout(60000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_pragma=cache_size(-65536)&_txlock=immediate"
+	// another process opening the same store. The writer never checkpoints the WAL in
+	// its commit path (wal_autocheckpoint 0): a checkpoint writes and syncs the database
+	// file, which would stall every projector queued behind the commit. A goroutine of
+	// the store checkpoints on its own connection instead, beside the writer.
+	dsn := "file:" + path + "?_pragma=busy_timeout(60000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(0)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(1) // one writer; SQLite serializes writes anyway
-	s := &Store{db: db, dialect: "sqlite"}
+	s := &Store{db: db, dialect: "sqlite", stop: func() {}}
 	// Two processes creating the same store at once can see SQLITE_BUSY while the WAL
 	// is set up, before the busy handler applies: try again for a while.
 	for attempt := 0; ; attempt++ {
 		err = s.migrate(ctx)
 		if err == nil {
+			if err = s.prepareHot(ctx); err != nil {
+				db.Close()
+				return nil, err
+			}
+			s.stop = checkpointWAL(dsn, walInterval)
 			return s, nil
 		}
 		if attempt == 100 || !strings.Contains(err.Error(), "SQLITE_BUSY") {
@@ -56,8 +66,47 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 	}
 }
 
+// walInterval is how often the WAL is checkpointed into the database file.
+const walInterval = time.Second
+
+// checkpointWAL copies the WAL into the database file every interval from a connection of
+// its own (PASSIVE: it never blocks the writer or readers), so the WAL stays small. It
+// returns the function that stops it. Closing the last connection checkpoints whatever
+// is left.
+func checkpointWAL(dsn string, every time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		db, err := sql.Open("sqlite", dsn)
+		if err != nil {
+			return
+		}
+		defer db.Close()
+		db.SetMaxOpenConns(1)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				// Errors (SQLITE_BUSY while another process checkpoints) only delay it.
+				_, _ = db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stop()
+	for _, st := range s.stmts {
+		st.Close()
+	}
+	return s.db.Close()
+}
 
 // DB exposes the database for read-only SQL tools and tests.
 func (s *Store) DB() *sql.DB { return s.db }
@@ -163,10 +212,50 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
+// The statements every batch runs, prepared once when the store opens (parsing them per
+// transaction cost more than running them). Tables named at run time (a view's physical
+// table) are prepared once per transaction instead.
+const (
+	qCheckpoint    = `SELECT seq FROM checkpoints WHERE projector = ?`
+	qSetCheckpoint = `INSERT INTO checkpoints (projector, seq) VALUES (?, ?) ON CONFLICT (projector) DO UPDATE SET seq = excluded.seq`
+	qViewState     = `SELECT max_time, late_events FROM view_state WHERE view = ?`
+	qSetViewState  = `INSERT INTO view_state (view, max_time, late_events) VALUES (?, ?, ?) ON CONFLICT (view) DO UPDATE SET max_time = excluded.max_time, late_events = excluded.late_events`
+	qTableOf       = `SELECT tbl FROM view_tables WHERE view = ?`
+	qRaise         = `INSERT INTO alerts (id, view, rule, agent_id, interaction_ids, recording_id, scope, triggered_at, raised_at, seq, retracted_at, published, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?) ON CONFLICT DO NOTHING`
+	qUnretract     = `UPDATE alerts SET retracted_at = NULL WHERE id = ?`
+	qRetract       = `UPDATE alerts SET retracted_at = ? WHERE id = ?`
+	qPublished     = `UPDATE alerts SET published = ? WHERE id = ?`
+	qTimelineRow   = `INSERT INTO timeline (subject, seq, event_time, type, event_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	qEventIDRow    = `INSERT INTO event_ids (event_id, seq) VALUES (?, ?) ON CONFLICT DO NOTHING`
+)
+
+var hot = []string{qCheckpoint, qSetCheckpoint, qViewState, qSetViewState, qTableOf, qRaise, qUnretract, qRetract, qPublished, qTimelineRow, qEventIDRow}
+
+func (s *Store) prepareHot(ctx context.Context) error {
+	s.stmts = map[string]*sql.Stmt{}
+	for _, q := range hot {
+		st, err := s.db.PrepareContext(ctx, s.q(q))
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", q, err)
+		}
+		s.stmts[q] = st
+	}
+	return nil
+}
+
+// stmt returns a hot statement for use in q (the database or a transaction).
+func (s *Store) stmt(ctx context.Context, q any, query string) *sql.Stmt {
+	st := s.stmts[query]
+	if tx, ok := q.(*sql.Tx); ok {
+		return tx.StmtContext(ctx, st)
+	}
+	return st
+}
+
 // Checkpoint returns the last sequence applied by a projector, 0 when none.
 func (s *Store) Checkpoint(ctx context.Context, projector string) (uint64, error) {
 	var seq int64
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT seq FROM checkpoints WHERE projector = ?`), projector).Scan(&seq)
+	err := s.stmts[qCheckpoint].QueryRowContext(ctx, projector).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -183,7 +272,7 @@ var ErrGap = errors.New("sequence gap")
 // concurrent appliers of the same projector serialize on it).
 func (s *Store) checkpointTx(ctx context.Context, tx *sql.Tx, projector string) (uint64, error) {
 	var seq int64
-	err := tx.QueryRowContext(ctx, s.q(`SELECT seq FROM checkpoints WHERE projector = ?`), projector).Scan(&seq)
+	err := s.stmt(ctx, tx, qCheckpoint).QueryRowContext(ctx, projector).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -195,8 +284,7 @@ func (s *Store) checkpointTx(ctx context.Context, tx *sql.Tx, projector string) 
 
 // setCheckpoint records seq for projector inside tx.
 func (s *Store) setCheckpoint(ctx context.Context, tx *sql.Tx, projector string, seq uint64) error {
-	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO checkpoints (projector, seq) VALUES (?, ?)
-		ON CONFLICT (projector) DO UPDATE SET seq = excluded.seq`), projector, int64(seq))
+	_, err := s.stmt(ctx, tx, qSetCheckpoint).ExecContext(ctx, projector, int64(seq))
 	if err != nil {
 		return fmt.Errorf("checkpoint %s: %w", projector, err)
 	}

@@ -22,7 +22,7 @@ type execer interface {
 // tableOf returns the physical table of a view key, or "" when it has none.
 func (s *Store) tableOf(ctx context.Context, q queryer, key string) (string, error) {
 	var tbl string
-	err := q.QueryRowContext(ctx, s.q(`SELECT tbl FROM view_tables WHERE view = ?`), key).Scan(&tbl)
+	err := s.stmt(ctx, q, qTableOf).QueryRowContext(ctx, key).Scan(&tbl)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}

@@ -39,16 +39,8 @@ func (t *Timeline) Apply(ctx context.Context, batch []domain.Stored) error {
 		return fmt.Errorf("timeline: %w", err)
 	}
 	defer tx.Rollback()
-	insT, err := tx.PrepareContext(ctx, t.s.q(`INSERT INTO timeline (subject, seq, event_time, type, event_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`))
-	if err != nil {
-		return fmt.Errorf("timeline: %w", err)
-	}
-	defer insT.Close()
-	insID, err := tx.PrepareContext(ctx, t.s.q(`INSERT INTO event_ids (event_id, seq) VALUES (?, ?) ON CONFLICT DO NOTHING`))
-	if err != nil {
-		return fmt.Errorf("timeline: %w", err)
-	}
-	defer insID.Close()
+	insT := t.s.stmt(ctx, tx, qTimelineRow)
+	insID := t.s.stmt(ctx, tx, qEventIDRow)
 	cp, err := t.s.checkpointTx(ctx, tx, TimelineName)
 	if err != nil {
 		return err

@@ -212,7 +212,7 @@ type viewState struct {
 func (v *View) state(ctx context.Context, q queryer) (viewState, error) {
 	var st viewState
 	var mt string
-	err := q.QueryRowContext(ctx, v.s.q(`SELECT max_time, late_events FROM view_state WHERE view = ?`), v.cfg.Table).Scan(&mt, &st.late)
+	err := v.s.stmt(ctx, q, qViewState).QueryRowContext(ctx, v.cfg.Table).Scan(&mt, &st.late)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, nil
 	}
@@ -307,9 +307,7 @@ func (v *View) Apply(ctx context.Context, batch []domain.Stored) error {
 	if err := ins.flush(ctx); err != nil {
 		return fmt.Errorf("view %s: %w", v.cfg.Table, err)
 	}
-	if _, err := tx.ExecContext(ctx, v.s.q(`INSERT INTO view_state (view, max_time, late_events) VALUES (?, ?, ?)
-		ON CONFLICT (view) DO UPDATE SET max_time = excluded.max_time, late_events = excluded.late_events`),
-		v.cfg.Table, dbTime(st.maxTime), st.late); err != nil {
+	if _, err := v.s.stmt(ctx, tx, qSetViewState).ExecContext(ctx, v.cfg.Table, dbTime(st.maxTime), st.late); err != nil {
 		return fmt.Errorf("view %s state: %w", v.cfg.Table, err)
 	}
 	if live {
@@ -441,15 +439,13 @@ func (v *View) raise(ctx context.Context, tx *sql.Tx, scope domain.Scope, seq ui
 			return err
 		}
 		interactions, _ := json.Marshal(nonNil(f.InteractionIDs))
-		res, err := tx.ExecContext(ctx, v.s.q(`INSERT INTO alerts (id, view, rule, agent_id, interaction_ids, recording_id, scope, triggered_at, raised_at, seq, retracted_at, published, body)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?) ON CONFLICT DO NOTHING`),
-			id, v.cfg.Name, f.Rule, f.AgentID, string(interactions), f.RecordingID, scopeOf(f), dbTime(f.TriggeredAt), dbTime(now), int64(seq), false, string(body))
+		res, err := v.s.stmt(ctx, tx, qRaise).ExecContext(ctx, id, v.cfg.Name, f.Rule, f.AgentID, string(interactions), f.RecordingID, scopeOf(f), dbTime(f.TriggeredAt), dbTime(now), int64(seq), false, string(body))
 		if err != nil {
 			return fmt.Errorf("raise %s: %w", f.Rule, err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			// Raised before and retracted since: the condition is back.
-			if _, err := tx.ExecContext(ctx, v.s.q(`UPDATE alerts SET retracted_at = NULL WHERE id = ?`), id); err != nil {
+			if _, err := v.s.stmt(ctx, tx, qUnretract).ExecContext(ctx, id); err != nil {
 				return err
 			}
 		}
@@ -460,7 +456,7 @@ func (v *View) raise(ctx context.Context, tx *sql.Tx, scope domain.Scope, seq ui
 		if ids[id] || !inScope(sc, scope) {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, v.s.q(`UPDATE alerts SET retracted_at = ? WHERE id = ?`), dbTime(now), id); err != nil {
+		if _, err := v.s.stmt(ctx, tx, qRetract).ExecContext(ctx, dbTime(now), id); err != nil {
 			return err
 		}
 		delete(v.active, id)
@@ -494,7 +490,7 @@ func alertEvent(id, view string, f domain.Finding, raisedAt time.Time) ([]byte, 
 // the last sequence considered (the checkpoint, or seq when smaller).
 func (s *Store) loadLedger(ctx context.Context, q queryer, table string, asOf time.Time, seq uint64, includeLate bool) (*domain.Ledger, uint64, error) {
 	var cp int64
-	err := q.QueryRowContext(ctx, s.q(`SELECT seq FROM checkpoints WHERE projector = ?`), table).Scan(&cp)
+	err := s.stmt(ctx, q, qCheckpoint).QueryRowContext(ctx, table).Scan(&cp)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, 0, err
 	}
@@ -544,15 +540,18 @@ type inserter struct {
 	tx   *sql.Tx
 	tbl  string
 	bulk bool
-	stmt *sql.Stmt
+	stmt *sql.Stmt // one row, conflict detection
+	full *sql.Stmt // bulkRows rows
 	args []any
 	n    int
 }
 
-// close releases the prepared statement.
+// close releases the prepared statements.
 func (in *inserter) close() {
-	if in.stmt != nil {
-		in.stmt.Close()
+	for _, st := range []*sql.Stmt{in.stmt, in.full} {
+		if st != nil {
+			st.Close()
+		}
 	}
 }
 
@@ -600,15 +599,30 @@ func (in *inserter) flush(ctx context.Context) error {
 	if in.n == 0 {
 		return nil
 	}
+	var err error
+	if in.n == bulkRows { // the common case: one statement prepared per transaction
+		if in.full == nil {
+			if in.full, err = in.tx.PrepareContext(ctx, in.s.q(multiInsert(in.tbl, bulkRows))); err != nil {
+				return err
+			}
+		}
+		_, err = in.full.ExecContext(ctx, in.args...)
+	} else {
+		_, err = in.tx.ExecContext(ctx, in.s.q(multiInsert(in.tbl, in.n)), in.args...)
+	}
+	in.args, in.n = in.args[:0], 0
+	return err
+}
+
+// multiInsert is an INSERT of n rows.
+func multiInsert(tbl string, n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO ` + in.tbl + ` ` + insertCols + ` VALUES `)
-	for i := 0; i < in.n; i++ {
+	b.WriteString(`INSERT INTO ` + tbl + ` ` + insertCols + ` VALUES `)
+	for i := 0; i < n; i++ {
 		if i > 0 {
 			b.WriteByte(',')
 		}
 		b.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?)`)
 	}
-	_, err := in.tx.ExecContext(ctx, in.s.q(b.String()), in.args...)
-	in.args, in.n = in.args[:0], 0
-	return err
+	return b.String()
 }

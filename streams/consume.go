@@ -20,8 +20,10 @@ var ErrGap = errors.New("sequence gap in the log")
 // ErrUndecodable is returned when a stored message is not a valid event.
 var ErrUndecodable = errors.New("stored message is not a valid event")
 
-// linger bounds how long a batch keeps collecting after its first message.
-const linger = 5 * time.Millisecond
+// linger bounds how long the reader keeps collecting a chunk after its first message.
+// The applier then takes every chunk already waiting: batches grow while it is busy
+// (throughput under load) and stay small when it is not (latency when quiet).
+const linger = time.Millisecond
 
 // Projector is what the consume loop drives: a view, an index or any other fold of the
 // log. The loop is defined here; implementations live elsewhere and need not import this
@@ -115,68 +117,150 @@ func (c *Consumer) run(ctx context.Context, untilLast bool) error {
 		cp = info.State.FirstSeq - 1
 	}
 	last := info.State.LastSeq
-	if untilLast && cp >= last {
-		return nil
+	for {
+		if untilLast && cp >= last {
+			return nil
+		}
+		// follow returns errMovedBack when another process moved the checkpoint back
+		// (a rebuild was swapped in): read again from right after it.
+		next, err := c.follow(ctx, stream, cp, last, untilLast)
+		if !errors.Is(err, errMovedBack) {
+			return err
+		}
+		cp = next
 	}
+}
+
+var errMovedBack = errors.New("checkpoint moved back")
+
+// fetched is one decoded batch from the reader (empty: the log was idle for MaxWait).
+type fetched struct {
+	batch []domain.Stored
+	last  jetstream.Msg
+	err   error
+}
+
+// follow applies events after cp. A reader goroutine fetches and decodes the next batch
+// while the projector applies the current one; it stops when follow returns.
+func (c *Consumer) follow(ctx context.Context, stream jetstream.Stream, cp, last uint64, untilLast bool) (uint64, error) {
 	cons, err := c.consumer(ctx, stream, cp)
 	if err != nil {
-		return err
+		return cp, err
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(2 * c.cfg.Batch))
 	if err != nil {
-		return fmt.Errorf("%s: consume: %w", c.proj.Name(), err)
+		return cp, fmt.Errorf("%s: consume: %w", c.proj.Name(), err)
 	}
-	var itMu sync.Mutex // guards it against the cancellation goroutine
-	defer func() { itMu.Lock(); it.Stop(); itMu.Unlock() }()
-	stopped := make(chan struct{})
-	defer close(stopped)
+	rctx, cancel := context.WithCancel(ctx)
+	out := make(chan fetched, 8)
+	var wg sync.WaitGroup
+	wg.Add(2)
 	go func() { // cancellation ends a blocked Next
-		select {
-		case <-ctx.Done():
-			itMu.Lock()
-			it.Stop()
-			itMu.Unlock()
-		case <-stopped:
-		}
+		defer wg.Done()
+		<-rctx.Done()
+		it.Stop()
 	}()
-	batch := make([]domain.Stored, 0, c.cfg.Batch)
-	var checked time.Time
+	go func() {
+		defer wg.Done()
+		defer close(out)
+		c.read(rctx, it, cp, last, untilLast, out)
+	}()
+	defer func() {
+		cancel()
+		for range out { // let the reader finish a blocked send
+		}
+		wg.Wait()
+	}()
+
+	checked := time.Now()
 	for {
-		if ctx.Err() != nil {
-			return ctx.Err()
+		var f fetched
+		var ok bool
+		select {
+		case f, ok = <-out:
+		case <-ctx.Done():
+			return cp, ctx.Err()
+		}
+		if !ok {
+			return cp, ctx.Err() // the reader reached the last sequence
+		}
+		var pending error // an error behind the batches already read: apply them first
+		for drained := false; !drained && f.err == nil && len(f.batch) < c.cfg.Batch; {
+			select {
+			case g, ok := <-out:
+				switch {
+				case !ok:
+					drained = true
+				case g.err != nil:
+					pending, drained = g.err, true
+				case len(g.batch) > 0:
+					f.batch, f.last = append(f.batch, g.batch...), g.last
+				}
+			default:
+				drained = true
+			}
+		}
+		if f.err != nil {
+			return cp, f.err
+		}
+		if len(f.batch) == 0 && c.cfg.Idle != nil && ctx.Err() == nil {
+			c.cfg.Idle(ctx)
 		}
 		// Another process may have moved the checkpoint: ahead (it applied events
-		// first; they will be skipped) or back (a rebuild was swapped in: read again
-		// from right after it). Looked at once a second, not per batch.
-		if time.Since(checked) < time.Second {
-			// recently checked
-		} else if now, err := c.proj.Checkpoint(ctx); err != nil {
-			return fmt.Errorf("%s: checkpoint: %w", c.proj.Name(), err)
-		} else if now < cp {
-			cp = now
-			if cons, err = c.consumer(ctx, stream, cp); err != nil {
-				return err
-			}
-			next, err := cons.Messages(jetstream.PullMaxMessages(2 * c.cfg.Batch))
-			if err != nil {
-				return fmt.Errorf("%s: consume: %w", c.proj.Name(), err)
-			}
-			itMu.Lock()
-			it.Stop()
-			it = next
-			itMu.Unlock()
-		} else if now > cp {
-			cp = now
-			if untilLast && cp >= last {
-				return nil
-			}
-		}
+		// first; they are skipped) or back (a rebuild was swapped in). Looked at once a
+		// second, not per batch.
 		if time.Since(checked) >= time.Second {
 			checked = time.Now()
+			now, err := c.proj.Checkpoint(ctx)
+			if err != nil {
+				return cp, fmt.Errorf("%s: checkpoint: %w", c.proj.Name(), err)
+			}
+			if now < cp {
+				return now, errMovedBack
+			}
+			cp = now
 		}
+		batch := f.batch
+		for len(batch) > 0 && batch[0].Seq <= cp {
+			batch = batch[1:] // applied by another process meanwhile
+		}
+		if len(batch) > 0 {
+			if err := c.proj.Apply(ctx, batch); err != nil {
+				return cp, fmt.Errorf("%s: apply %d..%d: %w", c.proj.Name(), batch[0].Seq, batch[len(batch)-1].Seq, err)
+			}
+			cp = batch[len(batch)-1].Seq
+			if !c.cfg.Ephemeral {
+				_ = f.last.Ack() // AckAll: the checkpoint is the truth, the ack only trims redelivery
+			}
+			if c.cfg.Progress != nil {
+				c.cfg.Progress(cp, max(last, cp))
+			}
+		}
+		if pending != nil {
+			return cp, pending
+		}
+		if untilLast && cp >= last {
+			return cp, nil
+		}
+	}
+}
+
+// read fetches and decodes batches after cp and sends them on out until ctx is done,
+// an error (sent too), or, with untilLast, the last sequence.
+func (c *Consumer) read(ctx context.Context, it jetstream.MessagesContext, cp, last uint64, untilLast bool, out chan<- fetched) {
+	send := func(f fetched) bool {
+		select {
+		case out <- f:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	fail := func(err error) { send(fetched{err: err}) }
+	for {
 		// Block for the first message, then take whatever else is already there: a
 		// batch under load, a single event (low latency) when the log is quiet.
-		batch = batch[:0]
+		batch := make([]domain.Stored, 0, c.cfg.Batch)
 		var lastMsg jetstream.Msg
 		wait := c.cfg.MaxWait
 		var first time.Time
@@ -189,12 +273,13 @@ func (c *Consumer) run(ctx context.Context, untilLast bool) error {
 			m, err := it.Next(jetstream.NextMaxWait(wait))
 			if err != nil {
 				if ctx.Err() != nil {
-					return ctx.Err()
+					return
 				}
 				if errors.Is(err, nats.ErrTimeout) {
 					break
 				}
-				return fmt.Errorf("%s: consume: %w", c.proj.Name(), err)
+				fail(fmt.Errorf("%s: consume: %w", c.proj.Name(), err))
+				return
 			}
 			if first.IsZero() {
 				first = time.Now()
@@ -202,18 +287,21 @@ func (c *Consumer) run(ctx context.Context, untilLast bool) error {
 			wait = time.Millisecond
 			meta, err := m.Metadata()
 			if err != nil {
-				return fmt.Errorf("%s: metadata: %w", c.proj.Name(), err)
+				fail(fmt.Errorf("%s: metadata: %w", c.proj.Name(), err))
+				return
 			}
 			seq := meta.Sequence.Stream
 			if seq <= cp {
 				continue // applied before a crash or redelivered: skip
 			}
 			if seq != cp+1 {
-				return fmt.Errorf("%s: %w: expected sequence %d, got %d", c.proj.Name(), ErrGap, cp+1, seq)
+				fail(fmt.Errorf("%s: %w: expected sequence %d, got %d", c.proj.Name(), ErrGap, cp+1, seq))
+				return
 			}
 			ev, err := domain.Parse(m.Data())
 			if err != nil {
-				return fmt.Errorf("%s: sequence %d: %w: %v", c.proj.Name(), seq, ErrUndecodable, err)
+				fail(fmt.Errorf("%s: sequence %d: %w: %v", c.proj.Name(), seq, ErrUndecodable, err))
+				return
 			}
 			batch = append(batch, domain.Stored{Seq: seq, Subject: m.Subject(), Received: meta.Timestamp.UTC(), Raw: m.Data(), Event: ev})
 			cp = seq
@@ -222,22 +310,11 @@ func (c *Consumer) run(ctx context.Context, untilLast bool) error {
 				break
 			}
 		}
-		if len(batch) == 0 && c.cfg.Idle != nil && ctx.Err() == nil {
-			c.cfg.Idle(ctx)
-		}
-		if len(batch) > 0 {
-			if err := c.proj.Apply(ctx, batch); err != nil {
-				return fmt.Errorf("%s: apply %d..%d: %w", c.proj.Name(), batch[0].Seq, batch[len(batch)-1].Seq, err)
-			}
-			if !c.cfg.Ephemeral && lastMsg != nil {
-				_ = lastMsg.Ack() // AckAll: the checkpoint is the truth, the ack only trims redelivery
-			}
-			if c.cfg.Progress != nil {
-				c.cfg.Progress(cp, max(last, cp))
-			}
+		if !send(fetched{batch: batch, last: lastMsg}) {
+			return
 		}
 		if untilLast && cp >= last {
-			return nil
+			return
 		}
 	}
 }

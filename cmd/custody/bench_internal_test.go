@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"testing"
+	"time"
 )
 
 // BenchmarkPublish runs custody's ingest beside raw JetStream publishing of the same
@@ -45,5 +46,42 @@ func TestBenchRuns(t *testing.T) {
 		if r.PerSec <= 0 || (r.Baseline != "" && r.Ratio <= 0) {
 			t.Fatalf("row %+v", r)
 		}
+	}
+}
+
+// BenchmarkRebuild times a rebuild of all five views beside raw ordered replay of the
+// same stream and reports the ratio:
+//
+//	go test -run '^$' -bench Rebuild -benchtime 1x ./cmd/custody
+func BenchmarkRebuild(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		raw, rebuild, n, err := benchRebuild(context.Background(), b.TempDir(), 100000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(n)/raw.Seconds(), "raw-events/s")
+		b.ReportMetric(float64(n)/rebuild.Seconds(), "rebuild-events/s")
+		b.ReportMetric(raw.Seconds()/rebuild.Seconds(), "rebuild/raw")
+	}
+}
+
+// BenchmarkAlertLatency runs every projector live while simulated traffic is published
+// at 2,000 events/s, and reports the publish-to-alert latency percentiles:
+//
+//	go test -run '^$' -bench AlertLatency -benchtime 1x ./cmd/custody
+func BenchmarkAlertLatency(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		raw, err := benchLatency(context.Background(), b.TempDir(), 2000, 15*time.Second, true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		lat, err := benchLatency(context.Background(), b.TempDir(), 2000, 15*time.Second, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(percentile(raw, 0.99).Microseconds())/1000, "raw-p99-ms")
+		b.ReportMetric(float64(percentile(lat, 0.50).Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
+		b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
 	}
 }

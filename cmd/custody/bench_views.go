@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -58,7 +59,10 @@ func benchRebuild(ctx context.Context, dir string, n int) (raw, rebuild time.Dur
 // events/s; one event in fifty is an e-mail started without TLS, which the access-audit
 // view turns into an insecure_email_transport alert. It returns the publish-to-alert
 // latencies, measured from the publish call to the alert's arrival on the alerts stream.
-func benchLatency(ctx context.Context, dir string, rate int, d time.Duration) ([]time.Duration, error) {
+// With raw, no projector runs and the latencies are from the publish call to the
+// trigger event's own delivery from the events stream: what JetStream alone takes for
+// the same traffic on the same machine.
+func benchLatency(ctx context.Context, dir string, rate int, d time.Duration, raw bool) ([]time.Duration, error) {
 	tmp, err := os.MkdirTemp(dir, "custody-bench-")
 	if err != nil {
 		return nil, err
@@ -79,9 +83,13 @@ func benchLatency(ctx context.Context, dir string, rate int, d time.Duration) ([
 
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go sess.runProjectors(rctx, func(string, ...any) {})
-
-	as, err := sess.js.Stream(ctx, streams.AlertsStream)
+	watch := streams.AlertsStream
+	if raw {
+		watch = streams.EventsStream
+	} else {
+		go sess.runProjectors(rctx, func(string, ...any) {})
+	}
+	as, err := sess.js.Stream(ctx, watch)
 	if err != nil {
 		return nil, err
 	}
@@ -90,21 +98,26 @@ func benchLatency(ctx context.Context, dir string, rate int, d time.Duration) ([
 		return nil, err
 	}
 	sentAt := map[string]time.Time{}
-	got := make(chan struct {
+	type arrival struct {
 		id string
 		at time.Time
-	}, 10000)
+	}
+	got := make(chan arrival, 10000)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		at := time.Now()
 		e, err := domain.Parse(m.Data())
 		if err != nil {
 			return
 		}
-		if a := e.Data.(*domain.AlertRaised); a.Rule == domain.RuleInsecureEmailTransport {
-			got <- struct {
-				id string
-				at time.Time
-			}{a.InteractionIDs[0], at}
+		switch d := e.Data.(type) {
+		case *domain.AlertRaised:
+			if d.Rule == domain.RuleInsecureEmailTransport {
+				got <- arrival{d.InteractionIDs[0], at}
+			}
+		case *domain.InteractionStarted:
+			if strings.HasPrefix(e.Subject, "lat-") {
+				got <- arrival{e.Subject, at}
+			}
 		}
 	})
 	if err != nil {
