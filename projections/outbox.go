@@ -49,9 +49,15 @@ func (s *Store) MarkPublished(ctx context.Context, ids []string) error {
 	return tx.Commit()
 }
 
-// LateEvents returns the count of late events a view has seen.
-func (s *Store) LateEvents(ctx context.Context, view string) (int64, error) {
+// LateEvents returns the count of late events of a view's types up to log position pos:
+// from the kept rows, so that a report as of an earlier position counts what was known
+// then (a recomputation from that log prefix gives the same count).
+func (s *Store) LateEvents(ctx context.Context, view string, pos uint64) (int64, error) {
+	tbl, err := s.tableOf(ctx, s.db, view)
+	if err != nil || tbl == "" {
+		return 0, err
+	}
 	var n int64
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT COALESCE(SUM(late_events), 0) FROM view_state WHERE view = ?`), view).Scan(&n)
+	err = s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM `+tbl+` WHERE late = ? AND seq <= ?`), true, int64(pos)).Scan(&n)
 	return n, err
 }

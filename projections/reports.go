@@ -76,9 +76,25 @@ type Header struct {
 	AsOf        string `json:"asOf"`
 	LogPosition uint64 `json:"logPosition"`
 	ExecutionID string `json:"executionId"`
-	// LateEvents counts the events that arrived more than the allowed lateness behind
-	// the latest event time before them (kept in the access audit only).
+	// LateEvents counts the events of the view's types up to LogPosition that arrived
+	// more than the allowed lateness behind the latest event time before them (kept in
+	// the access audit only).
 	LateEvents int64 `json:"lateEvents"`
+	// Integrity ties the report to the log it was computed from (set by the caller).
+	Integrity *Proof `json:"integrity,omitempty"`
+}
+
+// Proof is what a report carries to prove itself: the Merkle tree of the log prefix it
+// was computed from (size and root, and the signed checkpoint of that size when one
+// could be signed), the parameters it was computed with, and the SHA-256 of its own
+// canonical body. custody verify-report recomputes both from the log.
+type Proof struct {
+	Origin     string            `json:"origin"`
+	TreeSize   uint64            `json:"treeSize"`
+	RootHash   string            `json:"rootHash"`
+	Checkpoint string            `json:"checkpoint,omitempty"`
+	Parameters map[string]string `json:"parameters"`
+	BodySHA256 string            `json:"bodySha256"`
 }
 
 // UnauthorizedAgent is one row of the unauthorized report.
@@ -221,7 +237,7 @@ func (s *Store) Report(ctx context.Context, name string, p Params) (any, error) 
 	if p.RedactionBuffer > 0 {
 		l.RedactionBuffer = p.RedactionBuffer
 	}
-	late, err := s.LateEvents(ctx, view)
+	late, err := s.LateEvents(ctx, view, pos)
 	if err != nil {
 		return nil, err
 	}

@@ -55,6 +55,13 @@ type ConsumerConfig struct {
 	Progress func(applied, last uint64)
 	// Idle, if set, is called when a fetch finds nothing new: the projector is caught up.
 	Idle func(ctx context.Context)
+	// Raw delivers the stored bytes without decoding them (Stored.Event is zero): for
+	// projectors of the log itself, such as the integrity tree, which must take every
+	// stored message, valid or not. Optional.
+	Raw bool
+	// Until, if set, stops CatchUp at this sequence instead of the last one stored.
+	// Optional.
+	Until uint64
 }
 
 func (c *ConsumerConfig) setDefaults() {
@@ -117,6 +124,9 @@ func (c *Consumer) run(ctx context.Context, untilLast bool) error {
 		cp = info.State.FirstSeq - 1
 	}
 	last := info.State.LastSeq
+	if c.cfg.Until > 0 && c.cfg.Until < last {
+		last = c.cfg.Until
+	}
 	for {
 		if untilLast && cp >= last {
 			return nil
@@ -298,10 +308,12 @@ func (c *Consumer) read(ctx context.Context, it jetstream.MessagesContext, cp, l
 				fail(fmt.Errorf("%s: %w: expected sequence %d, got %d", c.proj.Name(), ErrGap, cp+1, seq))
 				return
 			}
-			ev, err := domain.Parse(m.Data())
-			if err != nil {
-				fail(fmt.Errorf("%s: sequence %d: %w: %v", c.proj.Name(), seq, ErrUndecodable, err))
-				return
+			var ev domain.Event
+			if !c.cfg.Raw {
+				if ev, err = domain.Parse(m.Data()); err != nil {
+					fail(fmt.Errorf("%s: sequence %d: %w: %v", c.proj.Name(), seq, ErrUndecodable, err))
+					return
+				}
 			}
 			batch = append(batch, domain.Stored{Seq: seq, Subject: m.Subject(), Received: meta.Timestamp.UTC(), Raw: m.Data(), Event: ev})
 			cp = seq

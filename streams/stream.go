@@ -26,6 +26,10 @@ const (
 	ReportsStream = "CUSTODY_REPORTS"
 	// ReportSubjectPrefix is followed by the report name.
 	ReportSubjectPrefix = "custody.report."
+	// IntegrityStream holds the signed checkpoints of the events stream's Merkle tree.
+	IntegrityStream = "CUSTODY_INTEGRITY"
+	// CheckpointSubject is the subject of a signed checkpoint.
+	CheckpointSubject = "custody.integrity.checkpoint"
 )
 
 // DefaultMaxAge is six years, the retention HIPAA asks of documentation (45 CFR
@@ -120,13 +124,14 @@ func (c LogConfig) streamConfig(name, subjects, desc string) jetstream.StreamCon
 	}
 }
 
-// Configs returns the three stream configurations custody needs.
+// Configs returns the stream configurations custody needs.
 func (c LogConfig) Configs() []jetstream.StreamConfig {
 	c.setDefaults()
 	return []jetstream.StreamConfig{
 		c.streamConfig(EventsStream, EventSubjectPrefix+">", "custody compliance events (immutable, six years)"),
 		c.streamConfig(AlertsStream, AlertSubjectPrefix+">", "custody alert.raised events"),
 		c.streamConfig(ReportsStream, ReportSubjectPrefix+">", "custody report.executed events"),
+		c.streamConfig(IntegrityStream, "custody.integrity.>", "custody signed checkpoints of the events stream's Merkle tree"),
 	}
 }
 

@@ -30,18 +30,22 @@ type session struct {
 	// held: the data directory belongs to a running custody serve, whose projectors
 	// keep the store current; this process only reads it.
 	held bool
+	g    *globals
 }
 
 type connectOpts struct {
 	persistent bool   // reconnect forever (serve); one-off commands give up after ~10 s
 	listen     string // embedded client listener; "" for in-process only
 	keyFile    string
+	// readOnly only reads the log: existing streams are not checked against custody's
+	// settings (verify reads a store whatever was done to it).
+	readOnly bool
 }
 
 // connect opens the log: the external server given by --nats; else the server of the
 // custody process that holds --data (a running serve); else an embedded server on --data.
 func (g *globals) connect(ctx context.Context, o connectOpts) (*session, error) {
-	s := &session{lateness: g.lateness, redaction: g.redaction}
+	s := &session{lateness: g.lateness, redaction: g.redaction, g: g}
 	url := g.natsURL
 	if url == "" {
 		held, err := streams.HeldURL(g.data)
@@ -78,9 +82,11 @@ func (g *globals) connect(ctx context.Context, o connectOpts) (*session, error) 
 		s.close()
 		return nil, err
 	}
-	if err := streams.EnsureStreams(ctx, s.js, streams.LogConfig{}); err != nil {
-		s.close()
-		return nil, err
+	if !o.readOnly {
+		if err := streams.EnsureStreams(ctx, s.js, streams.LogConfig{}); err != nil {
+			s.close()
+			return nil, err
+		}
 	}
 	if s.pub, err = streams.NewPublisher(s.nc, streams.PublisherConfig{}); err != nil {
 		s.close()

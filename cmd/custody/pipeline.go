@@ -45,6 +45,9 @@ func (s *session) catchUp(ctx context.Context) error {
 	if err := c.CatchUp(ctx); err != nil {
 		return err
 	}
+	if err := s.catchUpIntegrity(ctx, s.g, 0); err != nil {
+		return err
+	}
 	for _, v := range views { // caught up: the wall clock may now make retention overdue
 		if err := v.Tick(ctx); err != nil {
 			return err
@@ -96,10 +99,25 @@ func (s *session) runProjectors(ctx context.Context, log func(string, ...any)) e
 	if err != nil {
 		return err
 	}
+	ip, closeTree, err := s.integrityProjector(s.g)
+	if err != nil {
+		return err
+	}
+	defer closeTree()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		return streams.NewConsumer(s.js, projections.NewTimeline(s.store), streams.ConsumerConfig{MaxWait: 250 * time.Millisecond}).Run(gctx)
 	})
+	if ip != nil { // else another process keeps the tree
+		g.Go(func() error {
+			idle := func(ctx context.Context) {
+				if err := ip.Tick(ctx); err != nil && ctx.Err() == nil {
+					log("integrity", "err", err)
+				}
+			}
+			return streams.NewConsumer(s.js, ip, streams.ConsumerConfig{MaxWait: time.Second, Batch: 5000, Raw: true, Idle: idle}).Run(gctx)
+		})
+	}
 	for _, v := range views {
 		var lastTick time.Time
 		idle := func(ctx context.Context) { // caught up: let the wall clock make things overdue

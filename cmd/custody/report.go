@@ -49,6 +49,9 @@ func (s *session) runReport(ctx context.Context, req reportRequest) ([]byte, err
 	}
 	execID := uuid.Must(uuid.NewV7()).String()
 	reflect.ValueOf(res).Elem().FieldByName("Header").FieldByName("ExecutionID").SetString(execID)
+	if err := s.proveReport(ctx, req, res); err != nil {
+		return nil, fmt.Errorf("report %s: integrity: %w", req.Name, err)
+	}
 	var out []byte
 	switch req.Format {
 	case "json", "":
@@ -97,6 +100,9 @@ func renderTable(res any, aligned bool) ([]byte, error) {
 	}
 	if aligned {
 		fmt.Fprintf(&buf, "# %s as of %s, log position %d, execution %s\n", h.Report, h.AsOf, h.LogPosition, h.ExecutionID)
+		if in := h.Integrity; in != nil {
+			fmt.Fprintf(&buf, "# integrity: log %s, tree size %d, root %s, body sha256 %s\n", in.Origin, in.TreeSize, in.RootHash, in.BodySHA256)
+		}
 		for i := 0; i < v.NumField(); i++ {
 			f := v.Field(i)
 			if f.Kind() == reflect.Int || f.Kind() == reflect.String {

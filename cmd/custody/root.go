@@ -12,6 +12,7 @@ import (
 
 	"github.com/custody/custody/domain"
 	"github.com/custody/custody/projections"
+	"github.com/custody/custody/projections/integrity"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -29,6 +30,16 @@ type globals struct {
 	// lateness is the allowed lateness of the views; redaction the redaction buffer.
 	lateness  time.Duration
 	redaction time.Duration
+	// integrity: the checkpoint signing key, the public keys checkpoints are checked
+	// with, the checkpoint directory, the log's origin name and the cadence.
+	signingKey         string
+	verifyKeys         []string
+	checkpoints        string
+	origin             string
+	checkpointEvery    int64
+	checkpointInterval time.Duration
+	// encryptionKey is the file of the embedded store's encryption key.
+	encryptionKey string
 	stdin     io.Reader
 	stdout    io.Writer
 	stderr    io.Writer
@@ -49,8 +60,18 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			applyEnv(cmd.Flags(), "nats", "CUSTODY_NATS_URL")
 			applyEnv(cmd.Flags(), "lateness", "CUSTODY_LATENESS")
 			applyEnv(cmd.Flags(), "redaction-buffer", "CUSTODY_REDACTION_BUFFER")
+			applyEnv(cmd.Flags(), "signing-key", "CUSTODY_SIGNING_KEY")
+			applyEnv(cmd.Flags(), "verify-key", "CUSTODY_VERIFY_KEYS")
+			applyEnv(cmd.Flags(), "checkpoints", "CUSTODY_CHECKPOINTS")
+			applyEnv(cmd.Flags(), "origin", "CUSTODY_ORIGIN")
+			applyEnv(cmd.Flags(), "checkpoint-every", "CUSTODY_CHECKPOINT_EVERY")
+			applyEnv(cmd.Flags(), "checkpoint-interval", "CUSTODY_CHECKPOINT_INTERVAL")
+			applyEnv(cmd.Flags(), "encryption-key", "CUSTODY_ENCRYPTION_KEY")
 			if g.lateness <= 0 || g.redaction <= 0 {
 				return fmt.Errorf("--lateness and --redaction-buffer must be positive durations")
+			}
+			if g.checkpointEvery <= 0 || g.checkpointInterval <= 0 {
+				return fmt.Errorf("--checkpoint-every and --checkpoint-interval must be positive")
 			}
 			g.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			return nil
@@ -63,8 +84,17 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.PersistentFlags().StringVar(&g.data, "data", "./custody-data", "data directory: embedded log, projection store (env CUSTODY_DATA)")
 	root.PersistentFlags().DurationVar(&g.lateness, "lateness", projections.DefaultLateness, "allowed lateness of events behind the latest event time; a later event stays in the log and the access audit only (env CUSTODY_LATENESS; changing it needs a rebuild)")
 	root.PersistentFlags().DurationVar(&g.redaction, "redaction-buffer", domain.DefaultRedactionBuffer, "how long a requested redaction may stay pending before it is overdue (env CUSTODY_REDACTION_BUFFER)")
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.signingKey, "signing-key", "", "file of the Ed25519 key (note format) that signs the log's checkpoints; default: one custody generates in the data directory (env CUSTODY_SIGNING_KEY)")
+	pf.StringSliceVar(&g.verifyKeys, "verify-key", nil, "public key file(s) that checkpoints are verified with, several during a key rotation (env CUSTODY_VERIFY_KEYS, comma-separated)")
+	pf.StringVar(&g.checkpoints, "checkpoints", "", "directory of signed checkpoints; default DATA/checkpoints (env CUSTODY_CHECKPOINTS)")
+	pf.StringVar(&g.origin, "origin", "", "the log's name in its checkpoints; default custody/CUSTODY_EVENTS (env CUSTODY_ORIGIN)")
+	pf.Int64Var(&g.checkpointEvery, "checkpoint-every", integrity.DefaultEvery, "sign a checkpoint at every multiple of this many events (env CUSTODY_CHECKPOINT_EVERY)")
+	pf.DurationVar(&g.checkpointInterval, "checkpoint-interval", integrity.DefaultInterval, "and one of the current size when this long has passed and the log has grown (env CUSTODY_CHECKPOINT_INTERVAL)")
+	pf.StringVar(&g.encryptionKey, "encryption-key", "", "file holding the key that encrypts the embedded log at rest (JetStream's cipher); off when empty (env CUSTODY_ENCRYPTION_KEY)")
 	root.PersistentFlags().StringVar(&g.natsURL, "nats", "", "URL of an external NATS server with JetStream; empty runs the embedded server on --data (env CUSTODY_NATS_URL)")
-	root.AddCommand(publishCmd(g), simulateCmd(g), replayCmd(g), serveCmd(g), benchCmd(g), reportCmd(g), rebuildCmd(g), demoCmd(g))
+	root.AddCommand(publishCmd(g), simulateCmd(g), replayCmd(g), serveCmd(g), benchCmd(g), reportCmd(g), rebuildCmd(g), demoCmd(g),
+		verifyCmd(g), proveCmd(g), verifyProofCmd(g), keygenCmd(g), verifyReportCmd(g))
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
@@ -75,6 +105,15 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	fmt.Fprintln(stderr, "custody:", err)
 	return 2
+}
+
+// logger is the command's logger, one that discards when none was set up (tests that
+// build globals directly).
+func (g *globals) logger() *slog.Logger {
+	if g.log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return g.log
 }
 
 // applyEnv gives a flag the value of an environment variable when the flag was not set
