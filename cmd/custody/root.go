@@ -40,10 +40,10 @@ type globals struct {
 	checkpointInterval time.Duration
 	// encryptionKey is the file of the embedded store's encryption key.
 	encryptionKey string
-	stdin     io.Reader
-	stdout    io.Writer
-	stderr    io.Writer
-	log       *slog.Logger
+	stdin         io.Reader
+	stdout        io.Writer
+	stderr        io.Writer
+	log           *slog.Logger
 }
 
 // Run executes the custody command line with the given arguments and streams and returns

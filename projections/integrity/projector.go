@@ -93,10 +93,10 @@ func (c ProjectorConfig) Validate() error {
 // restart appends after the last durable leaf. After each batch it signs the
 // checkpoints that are due into Dir and hands them to Publish.
 type Projector struct {
-	cfg       ProjectorConfig
-	last      int64     // size of the last checkpoint signed
-	lastAt    time.Time // when
-	unsent    []int64   // signed sizes that Publish has not taken yet
+	cfg    ProjectorConfig
+	last   int64     // size of the last checkpoint signed
+	lastAt time.Time // when
+	unsent []int64   // signed sizes that Publish has not taken yet
 }
 
 // NewProjector returns the integrity projector. The last checkpoint signed is the
