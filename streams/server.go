@@ -1,7 +1,9 @@
 package streams
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -30,7 +32,9 @@ type EmbeddedConfig struct {
 	Listen string
 	// ReadyTimeout bounds the wait for the server to start. Optional; default 10 s.
 	ReadyTimeout time.Duration
-	// Cipher and KeyFile, when KeyFile is set, encrypt the store at rest. Optional.
+	// KeyFile, when set, names the file of the key that encrypts the store at rest
+	// (JetStream's ChaCha20-Poly1305 cipher). A store created with a key cannot be opened
+	// without it, nor with another one. Optional.
 	KeyFile string
 }
 
@@ -71,6 +75,54 @@ const (
 	lockName = "custody.lock"
 	urlName  = "nats.url"
 )
+
+// ErrEncryptionKey is returned when the store's encryption key is missing, too short
+// or not the one the store was created with.
+var ErrEncryptionKey = errors.New("encryption key")
+
+// minKeyLen is the shortest accepted encryption key, in bytes.
+const minKeyLen = 32
+
+// checkName is the file recording that the store is encrypted, with a check value of
+// its key (an HMAC of a constant, which says nothing about the key itself).
+const checkName = "encryption.check"
+
+// encryptionKey reads the key and checks it against the store: a store that was
+// encrypted is never started without its key or with another key (the server would
+// not load its streams, and custody would create empty ones beside them).
+func encryptionKey(cfg EmbeddedConfig) (string, error) {
+	check := filepath.Join(cfg.DataDir, checkName)
+	have, err := os.ReadFile(check)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("embedded server: %w", err)
+	}
+	if cfg.KeyFile == "" {
+		if have != nil {
+			return "", fmt.Errorf("embedded server: %w: the store in %s is encrypted; give its key file", ErrEncryptionKey, cfg.DataDir)
+		}
+		return "", nil
+	}
+	raw, err := os.ReadFile(cfg.KeyFile)
+	if err != nil {
+		return "", fmt.Errorf("embedded server: %w: %v", ErrEncryptionKey, err)
+	}
+	key := strings.TrimSpace(string(raw))
+	if len(key) < minKeyLen {
+		return "", fmt.Errorf("embedded server: %w: the key in %s must be at least %d characters (e.g. openssl rand -hex 32)", ErrEncryptionKey, cfg.KeyFile, minKeyLen)
+	}
+	mac := hmac.New(sha256.New, []byte(key))
+	mac.Write([]byte("custody encryption key check v1"))
+	sum := hex.EncodeToString(mac.Sum(nil)) + "\n"
+	switch {
+	case have == nil:
+		if err := writeFileAtomic(check, []byte(sum), 0o600); err != nil {
+			return "", err
+		}
+	case !hmac.Equal(have, []byte(sum)):
+		return "", fmt.Errorf("embedded server: %w: the key in %s is not the key the store in %s was encrypted with", ErrEncryptionKey, cfg.KeyFile, cfg.DataDir)
+	}
+	return key, nil
+}
 
 // StartEmbedded starts the server and waits until it accepts connections.
 func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
@@ -115,13 +167,13 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		}
 		opts.Port = p
 	}
-	if cfg.KeyFile != "" {
-		key, err := os.ReadFile(cfg.KeyFile)
-		if err != nil {
-			lock.Close()
-			return nil, fmt.Errorf("embedded server: encryption key: %w", err)
-		}
-		opts.JetStreamKey = strings.TrimSpace(string(key))
+	key, err := encryptionKey(cfg)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	if key != "" {
+		opts.JetStreamKey = key
 		opts.JetStreamCipher = server.ChaCha
 	}
 	srv, err := server.NewServer(opts)

@@ -36,7 +36,6 @@ type session struct {
 type connectOpts struct {
 	persistent bool   // reconnect forever (serve); one-off commands give up after ~10 s
 	listen     string // embedded client listener; "" for in-process only
-	keyFile    string
 	// readOnly only reads the log: existing streams are not checked against custody's
 	// settings (verify reads a store whatever was done to it).
 	readOnly bool
@@ -67,7 +66,7 @@ func (g *globals) connect(ctx context.Context, o connectOpts) (*session, error) 
 			return nil, fmt.Errorf("connect to NATS: %w", err)
 		}
 	} else {
-		s.embedded, err = streams.StartEmbedded(streams.EmbeddedConfig{DataDir: g.data, Listen: o.listen, KeyFile: o.keyFile})
+		s.embedded, err = streams.StartEmbedded(streams.EmbeddedConfig{DataDir: g.data, Listen: o.listen, KeyFile: g.encryptionKey})
 		if err != nil {
 			return nil, err
 		}
