@@ -171,12 +171,13 @@ func runPublishBench(ctx context.Context, cfg benchConfig) ([]benchRow, error) {
 		}
 	}
 	if cfg.RebuildEvents > 0 {
-		raw, rb, n, err := benchRebuild(ctx, cfg.Dir, cfg.RebuildEvents)
+		r, err := benchRebuild(ctx, cfg.Dir, cfg.RebuildEvents)
 		if err != nil {
 			return nil, err
 		}
-		add("raw ordered replay", n, raw, "")
-		add("rebuild all five views", n, rb, "raw ordered replay")
+		add("raw ordered replay", r.events, r.raw, "")
+		add("rebuild all five views", r.events, r.rebuild, "raw ordered replay")
+		add("verify (tree, checkpoints, reference)", r.events, r.verify, "raw ordered replay")
 	}
 	if cfg.LatencyRate > 0 {
 		raw, err := benchLatency(ctx, cfg.Dir, cfg.LatencyRate, cfg.LatencyFor, true)

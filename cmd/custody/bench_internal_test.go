@@ -49,19 +49,20 @@ func TestBenchRuns(t *testing.T) {
 	}
 }
 
-// BenchmarkRebuild times a rebuild of all five views beside raw ordered replay of the
-// same stream and reports the ratio:
+// BenchmarkRebuild times a rebuild of all five views and a verification of the log
+// beside raw ordered replay of the same stream and reports the ratios:
 //
 //	go test -run '^$' -bench Rebuild -benchtime 1x ./cmd/custody
 func BenchmarkRebuild(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		raw, rebuild, n, err := benchRebuild(context.Background(), b.TempDir(), 100000)
+		r, err := benchRebuild(context.Background(), b.TempDir(), 100000)
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.ReportMetric(float64(n)/raw.Seconds(), "raw-events/s")
-		b.ReportMetric(float64(n)/rebuild.Seconds(), "rebuild-events/s")
-		b.ReportMetric(raw.Seconds()/rebuild.Seconds(), "rebuild/raw")
+		b.ReportMetric(float64(r.events)/r.raw.Seconds(), "raw-events/s")
+		b.ReportMetric(float64(r.events)/r.rebuild.Seconds(), "rebuild-events/s")
+		b.ReportMetric(r.raw.Seconds()/r.rebuild.Seconds(), "rebuild/raw")
+		b.ReportMetric(r.raw.Seconds()/r.verify.Seconds(), "verify/raw")
 	}
 }
 

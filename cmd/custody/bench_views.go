@@ -17,42 +17,67 @@ import (
 	"github.com/custody/custody/streams"
 )
 
+// replayBench holds the timings of benchRebuild.
+type replayBench struct {
+	raw, rebuild, verify time.Duration
+	events               int
+}
+
 // benchRebuild fills a fresh log with n simulated events, then times raw ordered
-// replay of the stream and a rebuild of all five views from it, in one run.
-func benchRebuild(ctx context.Context, dir string, n int) (raw, rebuild time.Duration, events int, err error) {
+// replay of the stream, a rebuild of all five views from it and a verification of the
+// log against its signed checkpoints and reference tree, in one run.
+func benchRebuild(ctx context.Context, dir string, n int) (replayBench, error) {
+	var r replayBench
 	tmp, err := os.MkdirTemp(dir, "custody-bench-")
 	if err != nil {
-		return 0, 0, 0, err
+		return r, err
 	}
 	defer os.RemoveAll(tmp)
 	g := &globals{data: filepath.Join(tmp, "data")}
 	sess, err := g.open(ctx, connectOpts{})
 	if err != nil {
-		return 0, 0, 0, err
+		return r, err
 	}
 	defer sess.close()
 	lines, err := benchEvents(n)
 	if err != nil {
-		return 0, 0, 0, err
+		return r, err
 	}
 	if err := custodyIngest(ctx, sess.nc, lines, 1000); err != nil {
-		return 0, 0, 0, err
+		return r, err
 	}
 	log, err := streams.OpenLog(ctx, sess.js)
 	if err != nil {
-		return 0, 0, 0, err
+		return r, err
 	}
 	start := time.Now()
-	err = log.ReplayRaw(ctx, streams.ReplayFrom{}, func(uint64, string, time.Time, []byte) error { events++; return nil })
-	raw = time.Since(start)
+	err = log.ReplayRaw(ctx, streams.ReplayFrom{}, func(uint64, string, time.Time, []byte) error { r.events++; return nil })
+	r.raw = time.Since(start)
 	if err != nil {
-		return 0, 0, 0, err
+		return r, err
 	}
 	res, err := sess.rebuild(ctx, projections.ViewNames, nil)
 	if err != nil {
-		return 0, 0, 0, err
+		return r, err
 	}
-	return raw, res.took, events, nil
+	r.rebuild = res.took
+	if err := sess.catchUpIntegrity(ctx, g, 0); err != nil {
+		return r, err
+	}
+	keys, err := g.verifiers()
+	if err != nil {
+		return r, err
+	}
+	start = time.Now()
+	rep, err := sess.verify(ctx, verifyRequest{keys: keys, dir: g.checkpointDir(), tree: g.treePath()}, nil)
+	r.verify = time.Since(start)
+	if err != nil {
+		return r, err
+	}
+	if !rep.OK() {
+		return r, fmt.Errorf("bench: the fresh log does not verify:\n%s", rep.String())
+	}
+	return r, nil
 }
 
 // benchLatency runs every projector live and publishes simulated traffic at rate
