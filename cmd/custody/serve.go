@@ -5,15 +5,22 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/custody/custody/integration/api"
+	"github.com/custody/custody/projections"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 )
 
 type serveFlags struct {
-	listen string
-	http   string
-	tokens string
+	listen     string
+	http       string
+	tokens     string
+	webhookKey string
+	siemConfig string
 }
 
 func serveCmd(g *globals) *cobra.Command {
@@ -28,12 +35,16 @@ or a connection to --nats, and the projectors. Stops cleanly on SIGINT or SIGTER
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			applyEnv(cmd.Flags(), "tokens", "CUSTODY_TOKENS")
 			applyEnv(cmd.Flags(), "http", "CUSTODY_HTTP")
+			applyEnv(cmd.Flags(), "webhook-key", "CUSTODY_WEBHOOK_KEY")
+			applyEnv(cmd.Flags(), "siem-config", "CUSTODY_SIEM_CONFIG")
 			return g.serve(cmd.Context(), f, nil)
 		},
 	}
 	cmd.Flags().StringVar(&f.listen, "nats-listen", "127.0.0.1:0", "client listener of the embedded server (host:port; port 0 picks a free one)")
 	cmd.Flags().StringVar(&f.http, "http", "", "serve the auditors' HTTP API on this address (e.g. 127.0.0.1:8080; env CUSTODY_HTTP)")
 	cmd.Flags().StringVar(&f.tokens, "tokens", "", "bearer tokens file for the HTTP API: lines of ROLE ACTOR TOKEN (env CUSTODY_TOKENS)")
+	cmd.Flags().StringVar(&f.webhookKey, "webhook-key", "", "file of the HMAC key that signs events posted to POST /v1/events (X-Compliance-Signature); the endpoint is off without it (env CUSTODY_WEBHOOK_KEY)")
+	cmd.Flags().StringVar(&f.siemConfig, "siem-config", "", "SIEM/GRC sinks configuration file (JSON; see integration/siem); alerts are delivered to them (env CUSTODY_SIEM_CONFIG)")
 	return cmd
 }
 
@@ -51,13 +62,35 @@ func (g *globals) serve(ctx context.Context, f serveFlags, ready func(*session, 
 	} else {
 		logger.Info("connected to external log", "data", g.data)
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	grp, gctx := errgroup.WithContext(ctx)
 	grp.Go(func() error {
 		return sess.runProjectors(gctx, func(msg string, args ...any) { logger.Warn(msg, args...) })
 	})
+	if f.siemConfig != "" {
+		router, closeSinks, err := sess.siemRouter(f.siemConfig, reg, logger)
+		if err != nil {
+			return err
+		}
+		defer closeSinks()
+		grp.Go(func() error { return router.Run(gctx) })
+		logger.Info("SIEM/GRC delivery running", "config", f.siemConfig)
+	}
 	addr := ""
 	if f.http != "" {
-		srv, err := api.New(api.Config{Addr: f.http, TokensFile: f.tokens, Runner: apiRunner{s: sess}, Logger: logger})
+		cfg := api.Config{Addr: f.http, TokensFile: f.tokens, Runner: apiRunner{s: sess}, Logger: logger,
+			Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}
+		if f.webhookKey != "" {
+			key, err := readSecret("--webhook-key", f.webhookKey, 32)
+			if err != nil {
+				return err
+			}
+			// The timeline the projectors keep current answers "already in the log";
+			// what it has not reached yet is within the server's duplicate window.
+			cfg.Ingester, cfg.VerifySignature = ingester{s: sess, tl: projections.NewTimeline(sess.store)}, webhookVerifier(key)
+		}
+		srv, err := api.New(cfg)
 		if err != nil {
 			return err
 		}

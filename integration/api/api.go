@@ -12,12 +12,14 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -67,6 +69,48 @@ type Config struct {
 	Runner Runner
 	// Logger receives request logs (never tokens or report contents). Optional.
 	Logger *slog.Logger
+	// Ingester, with VerifySignature, enables POST /v1/events (signed webhook ingest).
+	// Optional.
+	Ingester Ingester
+	// VerifySignature checks the X-Compliance-Signature header against the raw body.
+	// Required with Ingester.
+	VerifySignature func(header string, body []byte) error
+	// MaxBody bounds a POST /v1/events body in bytes. Optional; default 8 MiB.
+	MaxBody int64
+	// MaxEvents bounds the events of one POST /v1/events. Optional; default 1000.
+	MaxEvents int
+	// Metrics, if set, is served at GET /metrics to holders of a valid token. Optional.
+	Metrics http.Handler
+}
+
+// IngestResult is the outcome of one posted event.
+type IngestResult struct {
+	// Index is the event's position in the posted batch (0 for a single event).
+	Index int `json:"index"`
+	// ID is the event's id when it could be read.
+	ID string `json:"id,omitempty"`
+	// Status is stored, duplicate, rejected (invalid: not retried) or failed (the log
+	// did not acknowledge it: retry).
+	Status string `json:"status"`
+	// Reason says why an event was rejected or failed: every "field: rule" problem.
+	Reason string `json:"reason,omitempty"`
+	// Seq is the stream sequence of a stored event (or of the stored original of a
+	// duplicate, when known).
+	Seq uint64 `json:"seq,omitempty"`
+}
+
+// Ingest statuses.
+const (
+	StatusStored    = "stored"
+	StatusDuplicate = "duplicate"
+	StatusRejected  = "rejected"
+	StatusFailed    = "failed"
+)
+
+// Ingester validates posted CloudEvents and stores the valid ones in the log, one result
+// per event in order.
+type Ingester interface {
+	Ingest(ctx context.Context, events []json.RawMessage) []IngestResult
 }
 
 // Validate reports missing settings.
@@ -80,6 +124,9 @@ func (c Config) Validate() error {
 	}
 	if c.Runner == nil {
 		errs = append(errs, errors.New("api: Runner is required"))
+	}
+	if c.Ingester != nil && c.VerifySignature == nil {
+		errs = append(errs, errors.New("api: VerifySignature is required with Ingester (posted events are authenticated by their signature)"))
 	}
 	return errors.Join(errs...)
 }
@@ -105,6 +152,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBody == 0 {
+		cfg.MaxBody = 8 << 20
+	}
+	if cfg.MaxEvents == 0 {
+		cfg.MaxEvents = 1000
 	}
 	tokens, err := ReadTokens(cfg.TokensFile)
 	if err != nil {
@@ -185,6 +238,19 @@ func (s *Server) Handler() http.Handler {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /v1/reports/{name}", s.report)
+	if s.cfg.Ingester != nil {
+		mux.HandleFunc("POST /v1/events", s.events)
+	}
+	if s.cfg.Metrics != nil {
+		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+			if _, ok := s.authenticate(r); !ok {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="custody"`)
+				writeError(w, http.StatusUnauthorized, "a valid bearer token is required")
+				return
+			}
+			s.cfg.Metrics.ServeHTTP(w, r)
+		})
+	}
 	// HEAD would run the report and record an execution nobody sees.
 	mux.HandleFunc("HEAD /v1/reports/{name}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Allow", "GET")
@@ -258,4 +324,69 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+// SignatureHeader carries the HMAC of a posted body: t=<unix seconds>,v1=<hex
+// HMAC-SHA256(key, t + "." + body)>.
+const SignatureHeader = "X-Compliance-Signature"
+
+// events is POST /v1/events: one CloudEvent, or a JSON array of them, authenticated by
+// the signature of the raw body. It answers 200 with one result per event when every
+// event was stored, found a duplicate or rejected as invalid; 503 when the log did not
+// acknowledge some (they are marked failed: post again, duplicates are recognised);
+// 401 for a missing or wrong signature; 400 for a body that is not JSON; 413 for a body
+// or batch over the limits.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body: larger than %d bytes", s.cfg.MaxBody))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "body: "+err.Error())
+		return
+	}
+	if err := s.cfg.VerifySignature(r.Header.Get(SignatureHeader), body); err != nil {
+		writeError(w, http.StatusUnauthorized, SignatureHeader+": "+err.Error())
+		s.cfg.Logger.Info("events refused", "status", 401, "remote", r.RemoteAddr)
+		return
+	}
+	var msgs []json.RawMessage
+	trimmed := bytes.TrimSpace(body)
+	switch {
+	case len(trimmed) > 0 && trimmed[0] == '[':
+		if err := json.Unmarshal(trimmed, &msgs); err != nil {
+			writeError(w, http.StatusBadRequest, "body: not a JSON array of CloudEvents: "+err.Error())
+			return
+		}
+	case len(trimmed) > 0 && trimmed[0] == '{':
+		msgs = []json.RawMessage{trimmed}
+	default:
+		writeError(w, http.StatusBadRequest, "body: must be a CloudEvent (a JSON object) or a JSON array of them")
+		return
+	}
+	if len(msgs) == 0 || len(msgs) > s.cfg.MaxEvents {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("batch: must hold 1 to %d events, has %d", s.cfg.MaxEvents, len(msgs)))
+		return
+	}
+	results := s.cfg.Ingester.Ingest(r.Context(), msgs)
+	counts := map[string]int{}
+	for _, res := range results {
+		counts[res.Status]++
+	}
+	status := http.StatusOK
+	if counts[StatusFailed] > 0 {
+		status = http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{
+		"results": results, "stored": counts[StatusStored], "duplicates": counts[StatusDuplicate],
+		"rejected": counts[StatusRejected], "failed": counts[StatusFailed],
+	})
+	s.cfg.Logger.Info("events", "events", len(msgs), "stored", counts[StatusStored], "duplicates", counts[StatusDuplicate],
+		"rejected", counts[StatusRejected], "failed", counts[StatusFailed], "ms", time.Since(start).Milliseconds())
 }
