@@ -3,11 +3,7 @@ package main_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,6 +32,7 @@ type integrityStore struct {
 	signed      int64  // the largest checkpoint size: the tail after it is unsigned
 	msgs        []storedMsg
 	copies      map[string]string // altered copies by name, built once
+	root        string            // where the copies go: outlives the subtests
 }
 
 // last is the log's last sequence.
@@ -50,8 +47,9 @@ func newIntegrityStore(t *testing.T) *integrityStore {
 	if testing.Short() {
 		interactions, every = "1160", 2000
 	}
-	dir := filepath.Join(t.TempDir(), "orig")
-	s := &integrityStore{
+	root := t.TempDir()
+	dir := filepath.Join(root, "orig")
+	s := &integrityStore{root: root,
 		dir: dir, checkpoints: filepath.Join(dir, "checkpoints"), tree: filepath.Join(dir, "integrity", "tree.hashes"),
 		pub: filepath.Join(dir, "keys", "checkpoint.pub"), every: every, copies: map[string]string{},
 	}
@@ -119,10 +117,9 @@ func readLog(t *testing.T, dir, keyFile string) []storedMsg {
 // with write access to the store would: through the JetStream API, with custody's
 // stream settings except that, when deleteSeq is set, the stream allows deletes and
 // deleteSeq is deleted afterwards (a gap).
-func writeCopy(t *testing.T, msgs []storedMsg, deleteSeq uint64) string {
+func writeCopy(t *testing.T, dir string, msgs []storedMsg, deleteSeq uint64) {
 	t.Helper()
 	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "copy")
 	e, err := streams.StartEmbedded(streams.EmbeddedConfig{DataDir: dir})
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +158,6 @@ func writeCopy(t *testing.T, msgs []storedMsg, deleteSeq uint64) string {
 			t.Fatal(err)
 		}
 	}
-	return dir
 }
 
 // flipByte returns data with one byte changed so that it stays a valid event: the case
@@ -184,8 +180,8 @@ func (s *integrityStore) alteredCopy(t *testing.T, name string, deleteSeq uint64
 	if dir, ok := s.copies[name]; ok {
 		return dir
 	}
-	msgs := alter(append([]storedMsg(nil), s.msgs...))
-	dir := writeCopy(t, msgs, deleteSeq)
+	dir := filepath.Join(s.root, fmt.Sprintf("copy%d", len(s.copies)+1))
+	writeCopy(t, dir, alter(append([]storedMsg(nil), s.msgs...)), deleteSeq)
 	s.copies[name] = dir
 	return dir
 }
@@ -210,10 +206,11 @@ func TestIntegrityEndToEnd(t *testing.T) {
 	E := uint64(e)
 
 	t.Run("untouched", func(t *testing.T) {
+		untouched := s.alteredCopy(t, "untouched", 0, func(m []storedMsg) []storedMsg { return m })
 		cases := map[string][]string{
 			"original":              {"verify", "--data", s.dir},
-			"copy":                  s.verifyArgs(s.alteredCopy(t, "untouched", 0, func(m []storedMsg) []storedMsg { return m }), false),
-			"copy without the tree": s.verifyArgs(s.alteredCopy(t, "untouched", 0, nil), true),
+			"copy":                  s.verifyArgs(untouched, false),
+			"copy without the tree": s.verifyArgs(untouched, true),
 		}
 		for name, args := range cases {
 			t.Run(name, func(t *testing.T) {
@@ -232,10 +229,10 @@ func TestIntegrityEndToEnd(t *testing.T) {
 	swapA, swapB := 4*E-3, 4*E+5
 	cut := signed - E/2
 	tampered := []struct {
-		name      string
-		deleteSeq uint64
-		alter     func([]storedMsg) []storedMsg
-		withRef   []string
+		name       string
+		deleteSeq  uint64
+		alter      func([]storedMsg) []storedMsg
+		withRef    []string
 		withoutRef []string
 	}{
 		{
