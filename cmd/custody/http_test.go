@@ -164,9 +164,9 @@ func (e *e2e) lastExecuted() executed {
 // the exact bytes returned.
 func (e *e2e) report(token, name string, q url.Values) []byte {
 	e.t.Helper()
-	actor, role := "alice", "auditor"
+	actor, role := "auditor-1", "auditor"
 	if token == httpOfficerToken {
-		actor, role = "carol", "compliance_officer"
+		actor, role = "officer-1", "compliance_officer"
 	}
 	before := e.reportsCount()
 	path := "/v1/reports/" + name
@@ -252,7 +252,7 @@ func TestHTTPAPIEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	tokens := filepath.Join(dir, "tokens")
-	if err := os.WriteFile(tokens, []byte("# e2e\nauditor alice "+httpAuditorToken+"\ncompliance_officer carol "+httpOfficerToken+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(tokens, []byte("# e2e\nauditor auditor-1 "+httpAuditorToken+"\ncompliance_officer officer-1 "+httpOfficerToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 

@@ -225,7 +225,7 @@ func TestIntegrityEndToEnd(t *testing.T) {
 
 	// Each altered copy: the alteration, the sequence it makes bad, and the lines the
 	// report must hold with the reference tree and without it.
-	flip, shift, gap := 3*E+E/3+7, 5*E+11, 2*E+500
+	flip, shift, gap := 3*E+E/3+7, E+11, 2*E+500
 	swapA, swapB := 4*E-3, 4*E+5
 	cut := signed - E/2
 	tampered := []struct {
@@ -256,7 +256,7 @@ func TestIntegrityEndToEnd(t *testing.T) {
 				"reference: the log ends 1 events before the reference tree\n",
 				fmt.Sprintf("first bad seq: %d\n", shift),
 			},
-			withoutRef: []string{between(5*E+1, 6*E)},
+			withoutRef: []string{between(E+1, 2*E)},
 		},
 		{
 			name:      "one event deleted, a gap",

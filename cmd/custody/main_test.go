@@ -156,7 +156,7 @@ func TestPublishReportsBadLinesAndStoresNothingOfThem(t *testing.T) {
 		good,
 		``, // blank: skipped, counted
 		`{"specversion":"1.0","id":"0193f1a2-7c4e-7b3a-9d2e-5f6a7b8c9d0f","source":"s","type":"consent.captured","time":"2026-03-08T06:59:59","subject":"c0a8e1f2","data":{"method":"ivr_verbal"}}`,
-		`{"specversion":"1.0","id":"0193f1a2-7c4e-7b3a-9d2e-5f6a7b8c9d10","source":"s","type":"phi.accessed","time":"2026-03-08T06:59:59Z","subject":"c0a8e1f2","data":{"agentId":"a1","action":"forwarded","recipientMasked":"john.doe@example.org"}}`,
+		`{"specversion":"1.0","id":"0193f1a2-7c4e-7b3a-9d2e-5f6a7b8c9d10","source":"s","type":"phi.accessed","time":"2026-03-08T06:59:59Z","subject":"c0a8e1f2","data":{"agentId":"a1","action":"forwarded","recipientMasked":"member.one@example.org"}}`,
 		`{"specversion":"1.0","id":"0193f1a2-7c4e-7b3a-9d2e-5f6a7b8c9d11","source":"s","type":"agent.assigned","time":"2026-03-08T06:59:59Z","subject":"c0a8e1f2","data":{"agentId":"SSN:123456789","authorized":"yes"}}`,
 		good + "\r", // same id again: a duplicate, with a CRLF ending
 		`not json`,

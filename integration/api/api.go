@@ -8,6 +8,14 @@
 // # ignored. ROLE is auditor or compliance_officer; ACTOR names the person or system in
 // the report.executed event; TOKEN is at least 32 characters. Only SHA-256 digests of the
 // tokens are kept in memory, compared in constant time.
+//
+// Two optional routes: GET /metrics (the caller's Prometheus handler, for any valid
+// token), and POST /v1/events, the signed webhook ingest, when the caller provides an
+// Ingester and a signature check. A posted body is one CloudEvent or a JSON array of
+// them, authenticated by X-Compliance-Signature: t=<unix seconds>,v1=<hex
+// HMAC-SHA256(key, t + "." + body)> over the raw body (the caller's check decides the
+// key and the allowed clock skew). The answer has one result per event: stored,
+// duplicate, rejected (with every field: rule problem) or failed (503: post again).
 package api
 
 import (

@@ -63,8 +63,8 @@ func writeFile(t *testing.T, content string) string {
 
 func goodTokens(t *testing.T) string {
 	return writeFile(t, "# role actor token\n\n"+
-		"auditor alice "+auditorToken+"\n"+
-		"  compliance_officer carol   "+officerToken+"  \n")
+		"auditor auditor-1 "+auditorToken+"\n"+
+		"  compliance_officer officer-1   "+officerToken+"  \n")
 }
 
 // startServer runs a server on a free port until the test ends.
@@ -135,11 +135,11 @@ func TestAPIReadTokensErrors(t *testing.T) {
 		name, content string
 		want          string
 	}{
-		{"bad role", "admin bob " + long + "\n", "line 1: role must be auditor or compliance_officer"},
-		{"short token", "# header\nauditor bob " + long[:31] + "\n", "line 2: token must be at least 32 characters"},
+		{"bad role", "admin someone-1 " + long + "\n", "line 1: role must be auditor or compliance_officer"},
+		{"short token", "# header\nauditor someone-1 " + long[:31] + "\n", "line 2: token must be at least 32 characters"},
 		{"two fields", "auditor " + long + "\n", "line 1: must be ROLE ACTOR TOKEN"},
-		{"four fields", "auditor bob " + long + " extra\n", "line 1: must be ROLE ACTOR TOKEN"},
-		{"bad line after good", "auditor bob " + long + "\n\nauditor\n", "line 3: must be ROLE ACTOR TOKEN"},
+		{"four fields", "auditor someone-1 " + long + " extra\n", "line 1: must be ROLE ACTOR TOKEN"},
+		{"bad line after good", "auditor someone-1 " + long + "\n\nauditor\n", "line 3: must be ROLE ACTOR TOKEN"},
 		{"empty file", "", "holds no token"},
 		{"only comments and blanks", "# nothing\n\n   \n", "holds no token"},
 	}
@@ -270,14 +270,14 @@ func TestAPIRolesAndFormats(t *testing.T) {
 		wantType          string
 		wantQuery         map[string]string
 	}{
-		{"auditor json", auditorToken, "/v1/reports/unauthorized", "", "alice", api.RoleAuditor, "json", "application/json", map[string]string{}},
-		{"officer json", officerToken, "/v1/reports/consent?as-of=2026-03-08T00:00:00Z", "", "carol", api.RoleComplianceOfficer, "json", "application/json",
+		{"auditor json", auditorToken, "/v1/reports/unauthorized", "", "auditor-1", api.RoleAuditor, "json", "application/json", map[string]string{}},
+		{"officer json", officerToken, "/v1/reports/consent?as-of=2026-03-08T00:00:00Z", "", "officer-1", api.RoleComplianceOfficer, "json", "application/json",
 			map[string]string{"as-of": "2026-03-08T00:00:00Z"}},
-		{"format=csv", auditorToken, "/v1/reports/access-audit?format=csv&limit=5&offset=10", "", "alice", api.RoleAuditor, "csv", "text/csv",
+		{"format=csv", auditorToken, "/v1/reports/access-audit?format=csv&limit=5&offset=10", "", "auditor-1", api.RoleAuditor, "csv", "text/csv",
 			map[string]string{"limit": "5", "offset": "10"}},
-		{"accept text/csv", officerToken, "/v1/reports/retention", "text/csv", "carol", api.RoleComplianceOfficer, "csv", "text/csv", map[string]string{}},
-		{"format=json beats accept", auditorToken, "/v1/reports/alerts?format=json", "text/csv", "alice", api.RoleAuditor, "json", "application/json", map[string]string{}},
-		{"accept json", auditorToken, "/v1/reports/exposure", "application/json", "alice", api.RoleAuditor, "json", "application/json", map[string]string{}},
+		{"accept text/csv", officerToken, "/v1/reports/retention", "text/csv", "officer-1", api.RoleComplianceOfficer, "csv", "text/csv", map[string]string{}},
+		{"format=json beats accept", auditorToken, "/v1/reports/alerts?format=json", "text/csv", "auditor-1", api.RoleAuditor, "json", "application/json", map[string]string{}},
+		{"accept json", auditorToken, "/v1/reports/exposure", "application/json", "auditor-1", api.RoleAuditor, "json", "application/json", map[string]string{}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -466,7 +466,7 @@ func TestAPINewListenError(t *testing.T) {
 }
 
 func TestAPIDuplicateTokenRefused(t *testing.T) {
-	path := writeFile(t, "auditor alice "+auditorToken+"\ncompliance_officer mallory "+auditorToken+"\n")
+	path := writeFile(t, "auditor auditor-1 "+auditorToken+"\ncompliance_officer officer-2 "+auditorToken+"\n")
 	_, err := api.ReadTokens(path)
 	if err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "line 1") {
 		t.Fatalf("duplicate token: %v, want an error naming lines 2 and 1", err)
