@@ -88,10 +88,11 @@ func (c ProjectorConfig) Validate() error {
 }
 
 // Projector keeps the Merkle tree of the log: every stored message, valid event or not,
-// is a leaf at its sequence. Its checkpoint is the tree's size, made durable (fsync)
-// before a batch is acknowledged, so a crash loses nothing it acknowledged and a
-// restart appends after the last durable leaf. After each batch it signs the
-// checkpoints that are due into Dir and hands them to Publish.
+// is a leaf at its sequence. Its checkpoint is the tree's size. The tree is derived
+// data: leaves lost in a crash before they reached stable storage are appended again
+// from the log, with the same hashes, so a batch is only written (visible to readers of
+// the file), and the file is synced before a checkpoint is signed over it. After each
+// batch it signs the checkpoints that are due into Dir and hands them to Publish.
 type Projector struct {
 	cfg    ProjectorConfig
 	last   int64     // size of the last checkpoint signed
@@ -141,7 +142,7 @@ func (p *Projector) Apply(ctx context.Context, batch []domain.Stored) error {
 			return err
 		}
 	}
-	if err := p.cfg.Tree.Sync(); err != nil {
+	if err := p.cfg.Tree.Flush(); err != nil {
 		return err
 	}
 	return p.sign(ctx)
@@ -182,6 +183,9 @@ func (p *Projector) sign(ctx context.Context) error {
 
 // signAt signs the checkpoint of a size, writes it to Dir and queues it for Publish.
 func (p *Projector) signAt(size int64) ([]byte, error) {
+	if err := p.cfg.Tree.Sync(); err != nil {
+		return nil, err
+	}
 	root, err := p.cfg.Tree.RootAt(size)
 	if err != nil {
 		return nil, err

@@ -214,6 +214,20 @@ func (t *Tree) flush() error {
 	return nil
 }
 
+// Flush writes the buffered hashes to the file (readers of the file see them) without
+// forcing them to stable storage.
+func (t *Tree) Flush() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.usable(true); err != nil {
+		return fmt.Errorf("flush tree: %w", err)
+	}
+	if err := t.flush(); err != nil {
+		return fmt.Errorf("flush tree: %w", err)
+	}
+	return nil
+}
+
 // Sync writes buffered hashes and flushes the file to stable storage. After Sync
 // returns, a crash cannot lose the leaves appended before it.
 func (t *Tree) Sync() error {
