@@ -300,6 +300,8 @@ func decodeData(t Type, d *object, e *Event) Data {
 		v := &ReportExecuted{}
 		d.decodeInto(v)
 		return v
+	case CheckpointSignedType:
+		return decodeCheckpoint(d)
 	}
 	return nil
 }
@@ -464,6 +466,16 @@ func (o *object) get(key string, required bool) *member {
 }
 
 func (o *object) str(key string, required bool) (string, bool) {
+	s, ok := o.unscanned(key, required)
+	if ok && o.pre != "" {
+		o.p.scan(o.path(key), s)
+	}
+	return s, ok
+}
+
+// unscanned is str without the minimum-necessary scan, for values that are not text
+// (hashes, signatures).
+func (o *object) unscanned(key string, required bool) (string, bool) {
 	m := o.get(key, required)
 	if m == nil {
 		return "", false
@@ -475,9 +487,6 @@ func (o *object) str(key string, required bool) (string, bool) {
 	if m.str == "" {
 		o.p.fail(o.path(key), "must not be empty")
 		return "", false
-	}
-	if o.pre != "" {
-		o.p.scan(o.path(key), m.str)
 	}
 	return m.str, true
 }

@@ -1,6 +1,7 @@
 // Package domain is custody's event contract: the CloudEvents envelope, the fourteen event
-// types a contact-center platform, an LMS or a user may write, the two types custody emits
-// itself (alert.raised, report.executed), and the rules that keep ePHI out of the log.
+// types a contact-center platform, an LMS or a user may write, the three types custody
+// emits itself (alert.raised, report.executed, checkpoint.signed), and the rules that
+// keep ePHI out of the log.
 //
 // # Decoding
 //
@@ -23,6 +24,25 @@
 //
 // Parse decodes events read back from the log: the same rules, without the receiving
 // clock, and custody's own types accepted.
+//
+// # Custody's own types
+//
+// Type.Internal names them; Decode rejects them (ErrInternalType), Parse accepts them:
+//
+//   - alert.raised (AlertRaised): a finding that needs a person; its id is derived from
+//     the finding (Finding.AlertID).
+//   - report.executed (ReportExecuted): who ran which report, as of which log position.
+//   - checkpoint.signed (CheckpointSigned): a signed checkpoint of the log's Merkle tree
+//     (docs/INTEGRITY.md) for the SIEM/GRC sinks: origin, treeSize, rootHash and the
+//     signed note as the checkpoint file holds it. Parse requires every member, treeSize
+//     of at least 0, rootHash 44 characters of standard base64 of 32 bytes, an origin
+//     without spaces or '+', a note of at most 16 KiB in the signed-note format whose
+//     first three lines are exactly origin, treeSize (canonical decimal) and rootHash,
+//     so the event cannot say something else than the signed text. Its id is
+//     CheckpointEventID(origin, size, root), so publishing a checkpoint again is a
+//     duplicate; CheckpointEvent builds the whole event from a note. The root and the
+//     signatures are base64, not text, and are not scanned for raw identifiers; the
+//     origin and key names are.
 //
 // # Minimum necessary
 //

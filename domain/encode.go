@@ -59,8 +59,9 @@ func (w *jsonWriter) time(k string, t time.Time) {
 	w.b = append(w.b, '"')
 }
 
-// appendData writes the payload of one of the fourteen input types; ok is false for
-// custody's own types, which take the reflective path.
+// appendData writes the payload of one of the fourteen input types or of a
+// checkpoint.signed; ok is false for alert.raised and report.executed, which take the
+// reflective path.
 func appendData(w *jsonWriter, d Data) bool {
 	w.open()
 	switch v := d.(type) {
@@ -123,6 +124,12 @@ func appendData(w *jsonWriter, d Data) bool {
 		w.time("expiresAt", v.ExpiresAt)
 	case *TrainingExpired:
 		w.str("course", v.Course)
+	case *CheckpointSigned:
+		w.str("origin", v.Origin)
+		w.key("treeSize")
+		w.b = strconv.AppendInt(w.b, v.TreeSize, 10)
+		w.str("rootHash", v.RootHash)
+		w.str("note", v.Note)
 	default:
 		return false
 	}

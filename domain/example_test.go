@@ -3,6 +3,7 @@ package domain_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/custody/custody/domain"
@@ -51,4 +52,27 @@ func ExampleDecoder_Decode() {
 	// true
 	// time
 	// data.recipientMasked
+}
+
+func ExampleCheckpointEvent() {
+	note := "custody/CUSTODY_EVENTS\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n\n" +
+		"— custody-checkpoint X6Id/mT9iDKFZcL7+q400VVlFo82qR/MmlcA5QEQO2+qR4l1IlQZpPq3zY0Xzjf8eBvJ/lJwCtGYdC00hg4+WznJPQk=\n"
+	e, err := domain.CheckpointEvent(note, time.Date(2026, 3, 8, 7, 0, 0, 0, time.UTC))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	c := e.Data.(*domain.CheckpointSigned)
+	fmt.Println(e.Type, e.Subject, c.Origin, c.TreeSize, c.RootHash)
+	fmt.Println(e.ID == domain.CheckpointEventID(c.Origin, c.TreeSize, c.RootHash))
+
+	// The note's text and the event must agree.
+	_, err = domain.CheckpointEvent(strings.Replace(note, "\n0\n", "\n00\n", 1), e.Time)
+	for _, p := range domain.Problems(err) {
+		fmt.Println(p.Field)
+	}
+	// Output:
+	// checkpoint.signed 0 custody/CUSTODY_EVENTS 0 47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=
+	// true
+	// data.note
 }

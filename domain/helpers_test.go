@@ -41,7 +41,16 @@ var validData = map[domain.Type]string{
 	domain.TrainingExpiredType:        `{"course":"hipaa_annual"}`,
 	domain.AlertRaisedType:            `{"rule":"unauthorized_access_threshold","agentId":"agent-007","interactionIds":["i-1"],"triggeredAt":"2026-03-08T06:59:59Z"}`,
 	domain.ReportExecutedType:         `{"report":"alerts","actor":"auditor-1","via":"cli","parameters":{},"asOf":"2026-03-08T06:59:59Z","logPosition":7,"outputSha256":"00"}`,
+	domain.CheckpointSignedType:       `{"origin":"custody/CUSTODY_EVENTS","treeSize":25960,"rootHash":"` + testRoot + `","note":` + q(testNote) + `}`,
 }
+
+// testNote is a checkpoint signed with a test key (custody-checkpoint+5fa21dfe+AfFEpu0146nuKf+ilJbt8M+til+oyLkGNzBW3yhvikuN)
+// by golang.org/x/mod/sumdb/note; testRoot is its root hash.
+const (
+	testRoot = "ypeBEsobvcr6wjGzmiPcTaeG7/gUfE5yuYB3ha/uSLs="
+	testNote = "custody/CUSTODY_EVENTS\n25960\n" + testRoot + "\n\n" +
+		"— custody-checkpoint X6Id/qDecofLVfMD/J5M72GLTCJ1JkrTJhy/UjY85zaIBwr8zZ0sjwPoOZlPsvrnnl/WBBSfpKqOct4o4d0Ok8KD5gg=\n"
+)
 
 // member is one top-level member of an event under construction; raw is JSON text.
 type member struct{ name, raw string }

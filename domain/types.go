@@ -25,6 +25,8 @@ const (
 const (
 	AlertRaisedType    Type = "alert.raised"
 	ReportExecutedType Type = "report.executed"
+	// CheckpointSignedType carries a signed checkpoint of the log's Merkle tree.
+	CheckpointSignedType Type = "checkpoint.signed"
 )
 
 // Types lists the fourteen accepted types in contract order.
@@ -46,7 +48,9 @@ func (t Type) Accepted() bool {
 }
 
 // Internal reports whether t is a type custody emits itself.
-func (t Type) Internal() bool { return t == AlertRaisedType || t == ReportExecutedType }
+func (t Type) Internal() bool {
+	return t == AlertRaisedType || t == ReportExecutedType || t == CheckpointSignedType
+}
 
 // AgentSubject reports whether the event's subject is an agent id (training.*) rather
 // than an interaction id.

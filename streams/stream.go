@@ -51,6 +51,8 @@ func Subject(t domain.Type) string {
 		return AlertSubjectPrefix + "raised"
 	case t == domain.ReportExecutedType:
 		return ReportSubjectPrefix + "executed"
+	case t == domain.CheckpointSignedType:
+		return CheckpointSubject
 	}
 	return EventSubjectPrefix + string(t)
 }

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/custody/custody/domain"
 	"github.com/custody/custody/projections/integrity"
 	"github.com/custody/custody/streams"
 )
@@ -131,7 +131,17 @@ func (s *session) integrityProjector(g *globals) (*integrity.Projector, func(), 
 		Tree: tree, Origin: g.logOrigin(), Signer: signer, Dir: g.checkpointDir(),
 		Every: g.checkpointEvery, Interval: g.checkpointInterval,
 		Publish: func(ctx context.Context, size int64, signed []byte) error {
-			r := s.pub.Publish(ctx, streams.Outgoing{ID: "checkpoint-" + strconv.FormatInt(size, 10), Subject: streams.CheckpointSubject, Data: signed})
+			// A checkpoint.signed event: its id derives from the checkpoint, so a
+			// re-publication after a crash is a duplicate.
+			e, err := domain.CheckpointEvent(string(signed), time.Now())
+			if err != nil {
+				return err
+			}
+			o, err := streams.NewOutgoing(e)
+			if err != nil {
+				return err
+			}
+			r := s.pub.Publish(ctx, o)
 			if r.Status == streams.Stored || r.Status == streams.Duplicate {
 				return nil
 			}

@@ -74,7 +74,12 @@ func (g *globals) serve(ctx context.Context, f serveFlags, ready func(*session, 
 			return err
 		}
 		defer closeSinks()
-		grp.Go(func() error { return router.Run(gctx) })
+		grp.Go(func() error {
+			if err := router.Run(gctx); err != nil && gctx.Err() == nil {
+				return fmt.Errorf("siem: %w", err)
+			}
+			return nil
+		})
 		logger.Info("SIEM/GRC delivery running", "config", f.siemConfig)
 	}
 	addr := ""

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/custody/custody/domain"
 	"github.com/custody/custody/projections/integrity"
 	"github.com/custody/custody/streams"
 )
@@ -155,11 +156,17 @@ func (s *session) allCheckpoints(ctx context.Context, dir string) ([]integrity.C
 		if err != nil {
 			return nil, err
 		}
-		if seen[string(m.Data)] {
+		signed := m.Data
+		if e, err := domain.Parse(m.Data); err == nil { // a checkpoint.signed event
+			if c, ok := e.Data.(*domain.CheckpointSigned); ok {
+				signed = []byte(c.Note)
+			}
+		} // else a bare note, or something else: the verifier says what it is
+		if seen[string(signed)] {
 			continue
 		}
-		seen[string(m.Data)] = true
-		files = append(files, integrity.CheckpointFile{Name: fmt.Sprintf("%s sequence %d", streams.IntegrityStream, seq), Size: noteSize(m.Data), Signed: m.Data})
+		seen[string(signed)] = true
+		files = append(files, integrity.CheckpointFile{Name: fmt.Sprintf("%s sequence %d", streams.IntegrityStream, seq), Size: noteSize(signed), Signed: signed})
 	}
 	return files, nil
 }

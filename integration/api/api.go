@@ -370,12 +370,20 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case len(trimmed) > 0 && trimmed[0] == '{':
+		if !json.Valid(trimmed) {
+			writeError(w, http.StatusBadRequest, "body: not a valid JSON object")
+			return
+		}
 		msgs = []json.RawMessage{trimmed}
 	default:
 		writeError(w, http.StatusBadRequest, "body: must be a CloudEvent (a JSON object) or a JSON array of them")
 		return
 	}
-	if len(msgs) == 0 || len(msgs) > s.cfg.MaxEvents {
+	if len(msgs) == 0 {
+		writeError(w, http.StatusBadRequest, "batch: must hold at least one event")
+		return
+	}
+	if len(msgs) > s.cfg.MaxEvents {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("batch: must hold 1 to %d events, has %d", s.cfg.MaxEvents, len(msgs)))
 		return
 	}

@@ -150,7 +150,8 @@ func TestEventsSignatureAndShape(t *testing.T) {
 		{"six minutes ahead", one, sign(webhookKey, now.Add(6*time.Minute), one), 401, 2},
 		{"not json", []byte(`hello`), sign(webhookKey, now, []byte(`hello`)), 400, 2},
 		{"broken array", []byte(`[{"id":"a"},`), sign(webhookKey, now, []byte(`[{"id":"a"},`)), 400, 2},
-		{"empty array", []byte(`[]`), sign(webhookKey, now, []byte(`[]`)), 413, 2},
+		{"empty array", []byte(`[]`), sign(webhookKey, now, []byte(`[]`)), 400, 2},
+		{"truncated object", []byte(`{"id":"a",`), sign(webhookKey, now, []byte(`{"id":"a",`)), 400, 2},
 		{"too many events", tooMany(11), sign(webhookKey, now, tooMany(11)), 413, 2},
 		{"body too large", big(), sign(webhookKey, now, big()), 413, 2},
 	}

@@ -230,7 +230,9 @@ var cefSeverity = map[int]string{sevInformational: "1", sevLow: "3", sevMedium: 
 // custody|custody|productVersion|<rule, or the event type>|<title>|<severity 0-10>;
 // the extension uses the standard keys rt, externalId, cat, start, suser, act, outcome,
 // src and custom strings cs1-cs6 (interactionIds, recordingId, consent,
-// recordingStatus, source, reportExecutionId) and cn1 (count), each with its label.
+// recordingStatus, source, reportExecutionId) and cn1 (count), each with its label. A
+// checkpoint.signed adds cn2 (treeSize), flexString1 (rootHash), flexString2 (origin),
+// each with its label, and msg, the signed note, whose line breaks are escaped as \n.
 func CEFRecord(e domain.Event, productVersion string) CEF {
 	f := factsOf(e)
 	title, sev := titleAndSeverity(e, f)
@@ -268,6 +270,12 @@ func CEFRecord(e domain.Event, productVersion string) CEF {
 	labelled("cs6", "reportExecutionId", f.ReportExecution)
 	if f.Count > 0 {
 		labelled("cn1", "count", strconv.Itoa(f.Count))
+	}
+	if cp := f.Checkpoint; cp != nil {
+		labelled("cn2", "treeSize", strconv.FormatInt(cp.TreeSize, 10))
+		labelled("flexString1", "rootHash", cp.RootHash)
+		labelled("flexString2", "origin", cp.Origin)
+		add("msg", cp.Note)
 	}
 	return c
 }

@@ -65,10 +65,12 @@ type SinkConfig struct {
 	AppName  string `json:"appName,omitempty"`
 	// Timeout bounds one attempt, e.g. "10s". Optional; default 10s.
 	Timeout Duration `json:"timeout,omitzero"`
-	// Events, Reports and Backfill: see Route. Optional; default alerts only.
-	Events   bool `json:"events,omitempty"`
-	Reports  bool `json:"reports,omitempty"`
-	Backfill bool `json:"backfill,omitempty"`
+	// Events, Reports, Checkpoints and Backfill: see Route. Optional; default alerts
+	// only.
+	Events      bool `json:"events,omitempty"`
+	Reports     bool `json:"reports,omitempty"`
+	Checkpoints bool `json:"checkpoints,omitempty"`
+	Backfill    bool `json:"backfill,omitempty"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("1s", "2m30s").
@@ -225,7 +227,7 @@ func (c *FileConfig) RouterConfig(js jetstream.JetStream, lookupEnv func(string)
 			CloseRoutes(cfg.Routes)
 			return Config{}, err
 		}
-		cfg.Routes = append(cfg.Routes, Route{Sink: sink, Events: s.Events, Reports: s.Reports, Backfill: s.Backfill})
+		cfg.Routes = append(cfg.Routes, Route{Sink: sink, Events: s.Events, Reports: s.Reports, Checkpoints: s.Checkpoints, Backfill: s.Backfill})
 	}
 	return cfg, nil
 }

@@ -29,6 +29,9 @@ func TestLoadConfigExample(t *testing.T) {
 	if c.Sinks[1].Token != (siem.Secret{Env: "SPLUNK_HEC_TOKEN"}) || time.Duration(c.Sinks[1].Timeout) != 5*time.Second {
 		t.Fatalf("hec sink %+v", c.Sinks[1])
 	}
+	if !c.Sinks[0].Checkpoints || c.Sinks[1].Checkpoints {
+		t.Fatalf("checkpoints: grc %v, splunk %v; want true, false", c.Sinks[0].Checkpoints, c.Sinks[1].Checkpoints)
+	}
 }
 
 func TestParseConfigErrors(t *testing.T) {
@@ -79,7 +82,7 @@ func TestRouterConfigBuildsSinks(t *testing.T) {
 	  {"name": "grc", "kind": "webhook", "url": "https://127.0.0.1:1/", "tls": {"caFile": "${CA}", "certFile": "${CERT}", "keyFile": "${KEY}"}, "signingKey": {"file": "` + key + `"}},
 	  {"name": "splunk", "kind": "hec", "url": "https://127.0.0.1:1/", "tls": {"certFile": "${CERT}", "keyFile": "${KEY}"}, "token": {"env": "TOKEN"}},
 	  {"name": "lake", "kind": "ocsf", "url": "https://127.0.0.1:1/", "tls": {"certFile": "${CERT}", "keyFile": "${KEY}"}, "events": true},
-	  {"name": "arcsight", "kind": "cef-syslog", "address": "127.0.0.1:1", "tls": {"certFile": "${CERT}", "keyFile": "${KEY}"}}]}`
+	  {"name": "arcsight", "kind": "cef-syslog", "address": "127.0.0.1:1", "tls": {"certFile": "${CERT}", "keyFile": "${KEY}"}, "checkpoints": true}]}`
 	c, err := siem.ParseConfig([]byte(js), envOf(env))
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +92,7 @@ func TestRouterConfigBuildsSinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer siem.CloseRoutes(cfg.Routes)
-	if len(cfg.Routes) != 4 || !cfg.Routes[2].Events || cfg.MaxRetries != -1 {
+	if len(cfg.Routes) != 4 || !cfg.Routes[2].Events || cfg.Routes[2].Checkpoints || !cfg.Routes[3].Checkpoints || cfg.Routes[3].Events || cfg.MaxRetries != -1 {
 		t.Fatalf("routes %+v, MaxRetries %d", cfg.Routes, cfg.MaxRetries)
 	}
 

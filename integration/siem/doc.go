@@ -1,6 +1,6 @@
-// Package siem delivers custody's alerts, and optionally every compliance event and
-// report execution, to SIEM and GRC systems: a generic HTTPS webhook, Splunk's HTTP
-// Event Collector, OCSF JSON over HTTPS, and CEF over syslog/TLS.
+// Package siem delivers custody's alerts, and optionally every compliance event, report
+// execution and signed checkpoint of the log, to SIEM and GRC systems: a generic HTTPS
+// webhook, Splunk's HTTP Event Collector, OCSF JSON over HTTPS, and CEF over syslog/TLS.
 //
 // It is an adapter at the edge (docs/ARCHITECTURE.md, step 16 and after): it reads the
 // log through durable JetStream consumers on a Watermill router, imports domain only,
@@ -26,10 +26,29 @@
 // its own durable pull consumer: "siem-<sink>" on CUSTODY_ALERTS (filter
 // custody.alert.>), and with Route.Events "siem-<sink>-events" on CUSTODY_EVENTS
 // (custody.event.>), with Route.Reports "siem-<sink>-reports" on CUSTODY_REPORTS
-// (custody.report.>). A sink's consumers are independent of other sinks': a receiver
-// that is down delays only its own deliveries. Alert consumers start at the beginning of
-// the stream (an alert raised before the sink was configured still needs a person);
-// events and reports consumers start at the end unless Route.Backfill is set.
+// (custody.report.>), with Route.Checkpoints "siem-<sink>-checkpoints" on
+// CUSTODY_INTEGRITY (custody.integrity.checkpoint). A sink's consumers are independent
+// of other sinks': a receiver that is down delays only its own deliveries. Alert and
+// checkpoint consumers start at the beginning of the stream (an alert raised before the
+// sink was configured still needs a person; a copy of the checkpoints is worth having
+// whole); events and reports consumers start at the end unless Route.Backfill is set.
+// Every stream a route reads must exist: custody creates its four streams when it starts
+// (before the integrity projector has signed anything), and Run fails, naming the
+// stream (jetstream.ErrStreamNotFound), on a log where one is missing.
+//
+// # Checkpoints
+//
+// Signed checkpoints of the log's Merkle tree (docs/INTEGRITY.md) reach the receivers
+// as checkpoint.signed events (domain.CheckpointSigned): origin, treeSize, rootHash and
+// the signed note, exactly as the checkpoint file holds it, so that the SIEM keeps an
+// independent copy that an auditor verifies with the log's public key alone. A message
+// on custody.integrity.checkpoint that is a bare signed note (the checkpoint file's
+// bytes, as the integrity projector stores them) is delivered as its checkpoint.signed
+// event (domain.CheckpointEvent): id domain.CheckpointEventID(origin, size, root),
+// source custody/integrity, subject the tree size, time when the stream stored it. The
+// id depends on the checkpoint only, so a checkpoint published again, or delivered again,
+// is a duplicate for the receiver. The router does not check signatures (it holds no
+// keys); a message that is neither a valid event nor a valid note is dead-lettered.
 //
 // # Configuration file
 //
@@ -47,7 +66,7 @@
 //	     "tls": {"caFile": "${SIEM_TLS_DIR}/grc-ca.pem", "certFile": "...", "keyFile": "...",
 //	             "pins": ["<base64 SHA-256 of the receiver's SubjectPublicKeyInfo>"]},
 //	     "signingKey": {"file": "/run/secrets/grc-hmac-key"},
-//	     "events": true},
+//	     "events": true, "checkpoints": true},
 //	    {"name": "splunk", "kind": "hec", "url": "https://splunk.example.org:8088/services/collector/event",
 //	     "tls": {...}, "token": {"env": "SPLUNK_HEC_TOKEN"},
 //	     "hec": {"host": "...", "source": "...", "sourcetype": "...", "index": "compliance"}},
@@ -71,6 +90,7 @@
 //	timeout     all              no: one attempt, default "10s"
 //	events      all              no: also every compliance event
 //	reports     all              no: also every report.executed
+//	checkpoints all              no: also every signed checkpoint (checkpoint.signed)
 //	backfill    all              no: events/reports consumers start at the stream's beginning
 //
 // Every string except secrets may use ${NAME} to read an environment variable; an unset
@@ -111,7 +131,7 @@
 //	eventId, type, source, subject, timestamp (event time, RFC 3339 UTC),
 //	rule               alerts: the rule
 //	interactionId      the interaction when there is exactly one
-//	interactionIds     all interactions of the event or alert ([] for agent and report events)
+//	interactionIds     all interactions of the event or alert ([] for agent, report and checkpoint events)
 //	agentId            the agent of an assignment, access, training event or alert
 //	consent            captured | declined (consent events); violation | declined (consent alerts)
 //	authorization      authorized | unauthorized (agent.assigned); unauthorized (threshold
@@ -121,11 +141,16 @@
 //	                   purged (events); overdue | purged_early | purged_under_hold |
 //	                   redaction_overdue | redaction_failed | recorded_after_decline (alerts)
 //	reportExecutionId  the event id of a report.executed
+//	treeSize           checkpoints: the number of events the checkpoint covers
+//	rootHash           checkpoints: the tree's root, standard base64
+//	origin             checkpoints: the log's name
+//	note               checkpoints: the complete signed note, to verify with the public key
 //	data               the event's data object as stored
 //
 // Splunk HEC (HECPayload): an event for /services/collector/event:
 // {"time": <epoch seconds with milliseconds>, "host", "source" (default the CloudEvent
-// source), "sourcetype" (default custody:alert, custody:event or custody:report),
+// source), "sourcetype" (default custody:alert, custody:event, custody:report or
+// custody:checkpoint),
 // "index" (optional), "event": <the CloudEvent as stored>}.
 //
 // OCSF 1.3.0 (OCSFPayload): an alert.raised is a Detection Finding (class_uid 2004,
@@ -137,7 +162,13 @@
 // 99 Other), actor.user.uid the user, api.operation the action, src_endpoint.ip the
 // remote address; an agent.assigned is API Activity 99 Other with
 // actor.authorizations[].decision Authorized or Unauthorized; a report.executed is API
-// Activity Read with api.operation "report.<name>". Times are epoch milliseconds;
+// Activity Read with api.operation "report.<name>"; a checkpoint.signed is API Activity
+// Create (activity 1, type_uid 600301), actor.user {uid "custody", type System},
+// api.operation "checkpoint.sign", resources [the origin, type log], metadata.log_name
+// CUSTODY_INTEGRITY, unmapped {treeSize, rootHash, origin, note}: custody's own
+// operation on its log, like a report run, rather than a finding, which would ask for a
+// person (Event Log Activity numbers its activities differently across schema
+// versions). Times are epoch milliseconds;
 // metadata carries version, product {name, vendor_name, version} and uid (the event id).
 // Other event types are not sent by the OCSF sink (ErrNotForwarded; counted as skipped).
 //
@@ -150,8 +181,11 @@
 // from the rule (alerts: 2-4; events: 6). The extension has rt, externalId (event id),
 // cat, start (triggered), suser, act, outcome, src, cs1-cs6 with labels
 // (interactionIds, recordingId, consent, recordingStatus, source, reportExecutionId) and
-// cn1 (count). Header fields escape \ and |; extension values escape \, = and line breaks
-// (\n, \r); ParseCEF reads records back. Syslog has no acknowledgement: a message counts
+// cn1 (count). A checkpoint.signed has signature id checkpoint.signed, severity 1, and
+// adds cn2 (treeSize), flexString1 (rootHash), flexString2 (origin) with labels, and msg,
+// the signed note, whose line breaks are escaped. Header fields escape \ and |;
+// extension values escape \, = and line breaks (\n, \r); ParseCEF reads records back,
+// the note included, byte for byte. Syslog has no acknowledgement: a message counts
 // as delivered when written to a connection the receiver had not closed; a new
 // connection is watched for SettleTime before its first write so that a receiver
 // refusing the client certificate (reported after the handshake in TLS 1.3) is noticed.
@@ -159,7 +193,7 @@
 // Alert severities (OCSF severity_id / CEF severity): purged_under_hold Critical/10;
 // unauthorized_access_threshold, recorded_after_decline, purged_early,
 // redaction_failed, insecure_email_transport High/8; the other rules Medium/5;
-// compliance events Informational/1.
+// compliance events and checkpoints Informational/1.
 //
 // # Delivery, retries and dead letters
 //

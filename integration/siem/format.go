@@ -28,6 +28,8 @@ type facts struct {
 	RemoteIP        string
 	Count           int
 	TriggeredAt     time.Time
+	// Checkpoint is the data of a checkpoint.signed.
+	Checkpoint *domain.CheckpointSigned
 }
 
 // Recording statuses of the webhook payload and the CEF record: the retention and
@@ -109,6 +111,8 @@ func factsOf(e domain.Event) facts {
 		f.AgentID = e.Subject
 	case *domain.ReportExecuted:
 		f.ReportExecution = e.ID
+	case *domain.CheckpointSigned:
+		f.Checkpoint = d
 	}
 	return f
 }
@@ -159,6 +163,7 @@ var eventTitles = map[domain.Type]string{
 	domain.TrainingCompletedType:      "Training completed",
 	domain.TrainingExpiredType:        "Training expired",
 	domain.ReportExecutedType:         "Compliance report executed",
+	domain.CheckpointSignedType:       "Log checkpoint signed",
 }
 
 // titleAndSeverity returns a human title and the OCSF severity of an event: the rule's

@@ -20,7 +20,8 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // goldenEvents cover an alert of each shape (agent, interaction, recording), the
-// accesses OCSF maps, a report run, and events only some formats map.
+// accesses OCSF maps, a report run, events only some formats map, and a signed
+// checkpoint.
 func goldenEvents() []struct {
 	name string
 	e    domain.Event
@@ -53,6 +54,7 @@ func goldenEvents() []struct {
 			Time: at, Subject: "i-4", Data: &domain.ConsentDeclined{Method: "ivr_menu"}}},
 		{"training-expired", domain.Event{ID: "0193f1a2-7c4e-7b3a-9d2e-5f6a7b8c9d17", Source: "lms/workday", Type: domain.TrainingExpiredType,
 			Time: at, Subject: "agent-007", Data: &domain.TrainingExpired{Course: "hipaa_annual"}}},
+		{"checkpoint-signed", checkpointEvent(testNote)},
 	}
 }
 
@@ -226,4 +228,106 @@ func FuzzParseCEF(f *testing.F) {
 			t.Fatalf("%q parsed to %#v, which renders as %q and reads back as %#v (%v)", s, c, c.String(), again, err)
 		}
 	})
+}
+
+// A checkpoint.signed carries its note to every format whole: the webhook and OCSF as
+// a JSON string, HEC inside the stored event, CEF in msg with its line breaks escaped.
+func TestCheckpointFormats(t *testing.T) {
+	e := checkpointEvent(testNote)
+
+	b, err := siem.WebhookPayload(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wh map[string]any
+	if err := json.Unmarshal(b, &wh); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]any{"type": "checkpoint.signed", "eventId": e.ID, "subject": "25960", "treeSize": 25960.0,
+		"rootHash": testRoot, "origin": "custody/CUSTODY_EVENTS", "note": testNote, "rule": nil, "interactionId": nil,
+		"agentId": nil, "reportExecutionId": nil} {
+		if got, ok := wh[k]; !ok || got != want {
+			t.Errorf("webhook %s = %#v, want %#v", k, got, want)
+		}
+	}
+	if ids, _ := wh["interactionIds"].([]any); ids == nil || len(ids) != 0 {
+		t.Errorf("webhook interactionIds = %#v, want []", wh["interactionIds"])
+	}
+	// Every payload has the checkpoint keys, null when they do not apply.
+	b, err = siem.WebhookPayload(alertEvent("0193f1a2-7c4e-8b3a-9d2e-5f6a7b8c9d0e", "agent-007", "i-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, []byte(`"treeSize":null,"rootHash":null,"origin":null,"note":null,"data":`)) {
+		t.Errorf("alert payload without null checkpoint keys: %s", b)
+	}
+
+	b, err = siem.HECPayload(e, siem.HECFields{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hec struct {
+		SourceType string          `json:"sourcetype"`
+		Source     string          `json:"source"`
+		Event      json.RawMessage `json:"event"`
+	}
+	if err := json.Unmarshal(b, &hec); err != nil {
+		t.Fatal(err)
+	}
+	if back, err := domain.Parse(hec.Event); hec.SourceType != "custody:checkpoint" || hec.Source != domain.CheckpointSource ||
+		err != nil || !reflect.DeepEqual(back, e) {
+		t.Errorf("hec sourcetype %q, source %q, event %s (%v)", hec.SourceType, hec.Source, hec.Event, err)
+	}
+	if b, _ := siem.HECPayload(e, siem.HECFields{SourceType: "custody:alert"}); !bytes.Contains(b, []byte(`"sourcetype":"custody:alert"`)) {
+		t.Errorf("a configured sourcetype is not used: %s", b)
+	}
+
+	b, err = siem.OCSFPayload(e, "1.4.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOCSF(t, "checkpoint", b)
+	var oc struct {
+		ClassUID   int `json:"class_uid"`
+		ActivityID int `json:"activity_id"`
+		TypeUID    int `json:"type_uid"`
+		SeverityID int `json:"severity_id"`
+		Metadata   struct {
+			UID     string `json:"uid"`
+			LogName string `json:"log_name"`
+		} `json:"metadata"`
+		API struct {
+			Operation string `json:"operation"`
+		} `json:"api"`
+		Unmapped map[string]any `json:"unmapped"`
+	}
+	if err := json.Unmarshal(b, &oc); err != nil {
+		t.Fatal(err)
+	}
+	if oc.ClassUID != 6003 || oc.ActivityID != 1 || oc.TypeUID != 600301 || oc.SeverityID != 1 || oc.Metadata.UID != e.ID ||
+		oc.Metadata.LogName != siem.IntegrityStream || oc.API.Operation != "checkpoint.sign" ||
+		oc.Unmapped["note"] != testNote || oc.Unmapped["rootHash"] != testRoot || oc.Unmapped["treeSize"] != 25960.0 {
+		t.Errorf("ocsf %s", b)
+	}
+
+	msg := siem.SyslogMessage(e, 13, "custody-1", "custody", "1.4.0")
+	if strings.ContainsAny(msg, "\r\n") || !strings.HasPrefix(msg, "<110>1 ") {
+		t.Fatalf("syslog message %q", msg)
+	}
+	if !strings.Contains(msg, `msg=custody/CUSTODY_EVENTS\n25960\n`+strings.ReplaceAll(testRoot, "=", `\=`)+`\n\n— custody-checkpoint `) {
+		t.Errorf("note not escaped as CEF: %q", msg)
+	}
+	c, err := siem.ParseCEF(msg[strings.Index(msg, "CEF:"):])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext := map[string]string{}
+	for _, f := range c.Extensions {
+		ext[f.Key] = f.Value
+	}
+	if c.SignatureID != "checkpoint.signed" || c.Name != "Log checkpoint signed" || c.Severity != "1" ||
+		ext["msg"] != testNote || ext["cn2"] != "25960" || ext["cn2Label"] != "treeSize" || ext["flexString1"] != testRoot ||
+		ext["flexString1Label"] != "rootHash" || ext["flexString2"] != "custody/CUSTODY_EVENTS" || ext["externalId"] != e.ID {
+		t.Errorf("CEF read back: %+v", c)
+	}
 }

@@ -17,7 +17,8 @@ type HECFields struct {
 	// "custody/unauthorized-24h".
 	Source string `json:"source,omitempty"`
 	// SourceType is the HEC "sourcetype". Optional; default "custody:alert" for alerts,
-	// "custody:report" for report.executed and "custody:event" for compliance events.
+	// "custody:report" for report.executed, "custody:checkpoint" for checkpoint.signed
+	// and "custody:event" for compliance events.
 	SourceType string `json:"sourcetype,omitempty"`
 	// Index is the HEC "index". Optional; omitted when empty (the token's default index).
 	Index string `json:"index,omitempty"`
@@ -49,6 +50,8 @@ func HECPayload(e domain.Event, f HECFields) ([]byte, error) {
 			f.SourceType = "custody:alert"
 		case domain.ReportExecutedType:
 			f.SourceType = "custody:report"
+		case domain.CheckpointSignedType:
+			f.SourceType = "custody:checkpoint"
 		default:
 			f.SourceType = "custody:event"
 		}

@@ -18,6 +18,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -248,8 +249,8 @@ func (r *receiver) waitAttempts(n int, timeout time.Duration) []attempt {
 	}
 }
 
-// broker is an embedded nats-server with JetStream on a temp dir and the three custody
-// streams.
+// broker is an embedded nats-server with JetStream on a temp dir and the four custody
+// streams the router reads.
 type broker struct {
 	nc *nats.Conn
 	js jetstream.JetStream
@@ -282,7 +283,8 @@ func newBroker(t *testing.T) *broker {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	for name, subj := range map[string]string{siem.AlertsStream: siem.AlertsSubject, siem.EventsStream: siem.EventsSubject, siem.ReportsStream: siem.ReportsSubject} {
+	for name, subj := range map[string]string{siem.AlertsStream: siem.AlertsSubject, siem.EventsStream: siem.EventsSubject,
+		siem.ReportsStream: siem.ReportsSubject, siem.IntegrityStream: "custody.integrity.>"} {
 		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{subj}, Storage: jetstream.FileStorage,
 			Duplicates: 10 * time.Minute}); err != nil {
 			t.Fatal(err)
@@ -304,8 +306,20 @@ func (b *broker) publish(t *testing.T, e domain.Event) {
 		subj = "custody.alert.raised"
 	case domain.ReportExecutedType:
 		subj = "custody.report.executed"
+	case domain.CheckpointSignedType:
+		subj = siem.CheckpointSubject
 	}
 	if _, err := b.js.Publish(context.Background(), subj, body, jetstream.WithMsgID(e.ID)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// publishNote stores a bare signed note on the checkpoint subject, as the integrity
+// projector publishes it.
+func (b *broker) publishNote(t *testing.T, note string, size int64) {
+	t.Helper()
+	if _, err := b.js.Publish(context.Background(), siem.CheckpointSubject, []byte(note),
+		jetstream.WithMsgID("checkpoint-"+strconv.FormatInt(size, 10))); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -425,6 +439,26 @@ func alertEvent(id, agent string, interactions ...string) domain.Event {
 		Subject: agent, DataContentType: domain.ContentType,
 		Data: &domain.AlertRaised{Rule: domain.RuleUnauthorizedAccessThreshold, AgentID: agent, InteractionIDs: interactions,
 			TriggeredAt: triggeredAt, Count: len(interactions)}}
+}
+
+// testNote is a checkpoint of 25960 events signed with a test key by
+// golang.org/x/mod/sumdb/note; testRoot is its root hash.
+const (
+	testRoot = "ypeBEsobvcr6wjGzmiPcTaeG7/gUfE5yuYB3ha/uSLs="
+	testNote = "custody/CUSTODY_EVENTS\n25960\n" + testRoot + "\n\n" +
+		"— custody-checkpoint X6Id/qDecofLVfMD/J5M72GLTCJ1JkrTJhy/UjY85zaIBwr8zZ0sjwPoOZlPsvrnnl/WBBSfpKqOct4o4d0Ok8KD5gg=\n"
+	// emptyNote is the checkpoint of the empty tree, signed with the same key.
+	emptyNote = "custody/CUSTODY_EVENTS\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n\n" +
+		"— custody-checkpoint X6Id/mT9iDKFZcL7+q400VVlFo82qR/MmlcA5QEQO2+qR4l1IlQZpPq3zY0Xzjf8eBvJ/lJwCtGYdC00hg4+WznJPQk=\n"
+)
+
+// checkpointEvent is the checkpoint.signed of a note, signed at raisedAt.
+func checkpointEvent(note string) domain.Event {
+	e, err := domain.CheckpointEvent(note, raisedAt)
+	if err != nil {
+		panic(err)
+	}
+	return e
 }
 
 func contains(haystack []byte, needles ...string) string {

@@ -29,6 +29,9 @@ type ocsfMetadata struct {
 	OriginalTime string      `json:"original_time,omitempty"`
 }
 
+// OCSF user types (user.type_id).
+const ocsfUserSystem = 3
+
 type ocsfUser struct {
 	UID    string `json:"uid"`
 	Type   string `json:"type,omitempty"`
@@ -117,10 +120,10 @@ type ocsfEvent struct {
 }
 
 // OCSFPayload renders an event as one OCSF 1.3 event: an alert.raised as a Detection
-// Finding (class_uid 2004, activity Create); a phi.accessed, an agent.assigned and a
-// report.executed as API Activity (class_uid 6003): accesses to ePHI, assignments that
-// grant it, runs of compliance reports. Any other type gives ErrNotForwarded.
-// productVersion is metadata.product.version.
+// Finding (class_uid 2004, activity Create); a phi.accessed, an agent.assigned, a
+// report.executed and a checkpoint.signed as API Activity (class_uid 6003): accesses to
+// ePHI, assignments that grant it, runs of compliance reports, custody signing its log.
+// Any other type gives ErrNotForwarded. productVersion is metadata.product.version.
 func OCSFPayload(e domain.Event, productVersion string) ([]byte, error) {
 	f := factsOf(e)
 	title, sev := titleAndSeverity(e, f)
@@ -200,6 +203,18 @@ func OCSFPayload(e domain.Event, productVersion string) ([]byte, error) {
 		ev.SrcEndpoint = &ocsfEndpoint{}
 		ev.Resources = []ocsfResource{{UID: d.Report, Type: "report"}}
 		ev.Unmapped = map[string]any{"via": d.Via, "logPosition": d.LogPosition, "outputSha256": d.OutputSHA256}
+	case *domain.CheckpointSigned:
+		// custody's own operation on its log, like a report run: not a finding (nothing
+		// needs a person), and System Activity's Event Log Activity numbers its
+		// activities differently from one schema version to the next.
+		apiActivity(&ev, e)
+		ev.ActivityID, ev.ActivityName = 1, "Create"
+		ev.Metadata.LogName = "CUSTODY_INTEGRITY"
+		ev.Actor = &ocsfActor{User: ocsfUser{UID: "custody", Type: "System", TypeID: ocsfUserSystem}}
+		ev.API = &ocsfAPI{Operation: "checkpoint.sign", Service: ocsfService{Name: "custody"}}
+		ev.SrcEndpoint = &ocsfEndpoint{}
+		ev.Resources = []ocsfResource{{UID: d.Origin, Type: "log"}}
+		ev.Unmapped = map[string]any{"treeSize": d.TreeSize, "rootHash": d.RootHash, "origin": d.Origin, "note": d.Note}
 	default:
 		return nil, fmt.Errorf("ocsf %s: %w", e.Type, ErrNotForwarded)
 	}

@@ -1,6 +1,7 @@
 package siem
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,10 @@ const (
 	ReportsStream = "CUSTODY_REPORTS"
 	// ReportsSubject selects report.executed events.
 	ReportsSubject = "custody.report.>"
+	// IntegrityStream holds the signed checkpoints of the log's Merkle tree.
+	IntegrityStream = "CUSTODY_INTEGRITY"
+	// CheckpointSubject selects the signed checkpoints (checkpoint.signed).
+	CheckpointSubject = "custody.integrity.checkpoint"
 )
 
 // Dead-letter defaults.
@@ -62,9 +67,15 @@ type Route struct {
 	Events bool
 	// Reports also forwards every report.executed of CUSTODY_REPORTS. Optional.
 	Reports bool
+	// Checkpoints also forwards every signed checkpoint of CUSTODY_INTEGRITY
+	// (checkpoint.signed), the receiver's independent copy of what the log's signing
+	// key vouched for. The stream must exist (custody creates it with its other streams
+	// at start). Optional.
+	Checkpoints bool
 	// Backfill starts a newly created events or reports consumer at the beginning of its
-	// stream instead of at its end. Alerts always start at the beginning: an alert raised
-	// before the sink existed still needs a person. Optional.
+	// stream instead of at its end. Alerts and checkpoints always start at the
+	// beginning: an alert raised before the sink existed still needs a person, and a
+	// copy of the checkpoints is only worth having whole. Optional.
 	Backfill bool
 }
 
@@ -97,8 +108,8 @@ type Config struct {
 	// DeadLetterStream stores the dead-letter subjects; it is created (file storage, no
 	// limits) when missing. Optional; default "CUSTODY_SIEM_DEADLETTER".
 	DeadLetterStream string
-	// ConsumerPrefix is followed by the sink name (and "-events" or "-reports") to name
-	// the durable consumers. Optional; default "siem-".
+	// ConsumerPrefix is followed by the sink name (and "-events", "-reports" or
+	// "-checkpoints") to name the durable consumers. Optional; default "siem-".
 	ConsumerPrefix string
 	// CloseTimeout bounds the wait for deliveries in flight at shutdown. Optional;
 	// default 30 s.
@@ -170,9 +181,9 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Router delivers custody's alerts (and, per route, every compliance event and report
-// execution) to SIEM and GRC sinks on a Watermill router: one durable JetStream
-// consumer and one handler per sink and stream.
+// Router delivers custody's alerts (and, per route, every compliance event, report
+// execution and signed checkpoint) to SIEM and GRC sinks on a Watermill router: one
+// durable JetStream consumer and one handler per sink and stream.
 type Router struct {
 	cfg Config
 	log *slog.Logger
@@ -208,13 +219,25 @@ func (r Route) sources() []source {
 	if r.Reports {
 		s = append(s, source{stream: ReportsStream, subject: ReportsSubject, suffix: "-reports", deliverNew: !r.Backfill})
 	}
+	if r.Checkpoints {
+		s = append(s, source{stream: IntegrityStream, subject: CheckpointSubject, suffix: "-checkpoints"})
+	}
 	return s
 }
 
 // Run delivers until ctx is cancelled, then waits for deliveries in flight (at most
 // CloseTimeout) and returns. It creates the dead-letter stream if it is missing and the
-// durable consumers. It returns an error when it cannot start.
+// durable consumers. It returns an error when it cannot start; a cancellation while it
+// starts is not an error.
 func (r *Router) Run(ctx context.Context) error {
+	err := r.run(ctx)
+	if err != nil && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (r *Router) run(ctx context.Context) error {
 	if err := r.ensureDeadLetterStream(ctx); err != nil {
 		return err
 	}
@@ -258,7 +281,7 @@ func (r *Router) Run(ctx context.Context) error {
 // deliver is the handler: parse the event as stored, make one delivery attempt.
 func (r *Router) deliver(s Sink) message.NoPublishHandlerFunc {
 	return func(msg *message.Message) error {
-		e, err := domain.Parse(msg.Payload)
+		e, err := parseStored(msg)
 		if err != nil {
 			// The parse error names fields and rules, never values; still, only a fixed
 			// reason leaves this function.
@@ -266,6 +289,23 @@ func (r *Router) deliver(s Sink) message.NoPublishHandlerFunc {
 		}
 		return s.Deliver(msg.Context(), e)
 	}
+}
+
+// parseStored decodes a stored message: an event of custody's contract or, on the
+// checkpoint subject, a bare signed note (the checkpoint file's bytes, as the integrity
+// projector publishes them), which becomes its checkpoint.signed event
+// (domain.CheckpointEvent) with the time the stream stored it. The same message always
+// gives the same event, and the same checkpoint the same event id.
+func parseStored(msg *message.Message) (domain.Event, error) {
+	e, err := domain.Parse(msg.Payload)
+	if err == nil || msg.Metadata.Get(MetaSubject) != CheckpointSubject || bytes.HasPrefix(msg.Payload, []byte("{")) {
+		return e, err
+	}
+	stored, terr := time.Parse(time.RFC3339Nano, msg.Metadata.Get(MetaTimestamp))
+	if terr != nil {
+		return domain.Event{}, err
+	}
+	return domain.CheckpointEvent(string(msg.Payload), stored)
 }
 
 // retry is Watermill's Retry middleware with a constant interval: a retryable failure

@@ -2,10 +2,15 @@ package siem_test
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/custody/custody/domain"
@@ -226,4 +231,143 @@ func TestRouterForwardsComplianceEvents(t *testing.T) {
 	eventually(t, 5*time.Second, "acknowledgements", func() bool {
 		return b.consumerInfo(t, siem.EventsStream, "siem-lake-events").AckFloor.Stream == 2
 	})
+}
+
+// With Checkpoints, a sink also receives every signed checkpoint of the integrity
+// stream, from its beginning: a checkpoint.signed event, and a bare signed note as the
+// integrity projector stores it, which arrives as its checkpoint.signed event. A sink
+// without the option receives the alerts only and has no checkpoint consumer.
+func TestRouterForwardsCheckpoints(t *testing.T) {
+	p := newPKI(t, "checkpoints")
+	b := newBroker(t)
+	reg := prometheus.NewRegistry()
+	withCP := newReceiver(t, p, p.pool, signingKey)
+	without := newReceiver(t, p, p.pool, signingKey)
+	grc, err := siem.NewWebhook(webhookConfig(t, withCP.srv.URL, p.clientTLS()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer grc.Close()
+	hc := webhookConfig(t, without.srv.URL, p.clientTLS())
+	hc.Name = "soc"
+	soc, err := siem.NewWebhook(hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer soc.Close()
+
+	signed := checkpointEvent(testNote)
+	b.publish(t, signed)           // before the router starts: checkpoints are read from the beginning
+	b.publishNote(t, emptyNote, 0) // a bare note
+	runRouter(t, siem.Config{JetStream: b.js, Routes: []siem.Route{{Sink: grc, Checkpoints: true}, {Sink: soc}}, Registerer: reg,
+		RetryInterval: 20 * time.Millisecond, Logger: discardLogger()})
+	alert := alertEvent("0193f1a2-7c4e-7b3a-9d2e-5f6a7b8c9e08", "agent-6", "i-9")
+	b.publish(t, alert)
+
+	eventually(t, 10*time.Second, "deliveries", func() bool {
+		return counter(t, reg, "custody_siem_delivered_total", "grc") == 3 && counter(t, reg, "custody_siem_delivered_total", "soc") == 1
+	})
+	got := map[string]map[string]any{}
+	for _, a := range withCP.snapshot() {
+		var body map[string]any
+		if err := json.Unmarshal(a.body, &body); err != nil || a.sigErr != nil || a.id != body["eventId"] {
+			t.Fatalf("request %s: %v, signature %v, Idempotency-Key %q", a.body, err, a.sigErr, a.id)
+		}
+		got[a.id] = body
+	}
+	emptyID := domain.CheckpointEventID("custody/CUSTODY_EVENTS", 0, "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=")
+	if len(got) != 3 || got[alert.ID] == nil || got[signed.ID] == nil || got[emptyID] == nil {
+		t.Fatalf("grc received %v; want the alert, %s and %s", keys(got), signed.ID, emptyID)
+	}
+	for id, want := range map[string]struct {
+		size float64
+		note string
+	}{signed.ID: {25960, testNote}, emptyID: {0, emptyNote}} {
+		c := got[id]
+		if c["type"] != "checkpoint.signed" || c["treeSize"] != want.size || c["note"] != want.note || c["source"] != domain.CheckpointSource {
+			t.Errorf("checkpoint %s delivered as %v", id, c)
+		}
+	}
+	if a := without.snapshot(); len(a) != 1 || a[0].id != alert.ID {
+		t.Fatalf("soc received %d requests, want the alert only", len(a))
+	}
+	if _, err := b.js.Consumer(context.Background(), siem.IntegrityStream, "siem-soc-checkpoints"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Errorf("consumer siem-soc-checkpoints: %v, want not found", err)
+	}
+	eventually(t, 5*time.Second, "acknowledgements", func() bool {
+		ci := b.consumerInfo(t, siem.IntegrityStream, "siem-grc-checkpoints")
+		return ci.AckFloor.Stream == 2 && ci.NumAckPending == 0
+	})
+}
+
+func keys(m map[string]map[string]any) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Checkpoints have the alerts' delivery semantics: a retryable failure is retried with
+// the same body and id; a message that is no checkpoint is dead-lettered with its
+// origin and acknowledged.
+func TestRouterCheckpointRetryAndDeadLetter(t *testing.T) {
+	f := newRouterFixture(t, 503, 200)
+	f.cfg.Routes[0].Checkpoints = true
+	runRouter(t, f.cfg)
+	e := checkpointEvent(testNote)
+	f.b.publish(t, e)
+	f.b.publishNote(t, "not a signed checkpoint\n", 1)
+
+	eventually(t, 10*time.Second, "delivery and dead letter", func() bool {
+		return f.metric(t, "delivered_total") == 1 && f.metric(t, "deadlettered_total") == 1
+	})
+	attempts := f.rcv.snapshot()
+	if len(attempts) != 2 || attempts[0].status != 503 || attempts[1].status != 200 {
+		t.Fatalf("%d attempts, want 503 then 200", len(attempts))
+	}
+	sameBodyAndID(t, attempts, e.ID)
+	if r := f.metric(t, "retried_total"); r != 1 {
+		t.Errorf("retried_total = %v, want 1", r)
+	}
+	dl := f.b.deadLetters(t, siem.DefaultDeadLetterPrefix+"grc")
+	if len(dl) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dl))
+	}
+	h := dl[0].Headers()
+	if h.Get(siem.HeaderDeadLetterReason) != "the stored event does not parse" || h.Get(siem.HeaderOriginalStream) != siem.IntegrityStream ||
+		h.Get(siem.HeaderOriginalSubject) != siem.CheckpointSubject || h.Get(siem.HeaderOriginalSequence) != "2" ||
+		h.Get(siem.HeaderEventID) != "checkpoint-1" || string(dl[0].Data()) != "not a signed checkpoint\n" {
+		t.Fatalf("dead letter headers %v, body %q", h, dl[0].Data())
+	}
+	eventually(t, 5*time.Second, "acknowledgement", func() bool {
+		return f.b.consumerInfo(t, siem.IntegrityStream, "siem-grc-checkpoints").AckFloor.Stream == 2
+	})
+}
+
+// Like the reports stream, the integrity stream is created by custody at start; a
+// router asked for checkpoints on a log without it does not start, and says why. A
+// router without the option does not need it.
+func TestRouterCheckpointsNeedIntegrityStream(t *testing.T) {
+	f := newRouterFixture(t)
+	if err := f.b.js.DeleteStream(context.Background(), siem.IntegrityStream); err != nil {
+		t.Fatal(err)
+	}
+	cfg := f.cfg
+	cfg.Routes = []siem.Route{{Sink: f.cfg.Routes[0].Sink, Checkpoints: true}}
+	cfg.Registerer = prometheus.NewRegistry()
+	r, err := siem.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = r.Run(ctx)
+	if !errors.Is(err, jetstream.ErrStreamNotFound) || !strings.Contains(err.Error(), siem.IntegrityStream) {
+		t.Fatalf("Run = %v, want ErrStreamNotFound naming %s", err, siem.IntegrityStream)
+	}
+
+	runRouter(t, f.cfg)
+	f.b.publish(t, alertEvent("0193f1a2-7c4e-7b3a-9d2e-5f6a7b8c9e09", "agent-7", "i-10"))
+	eventually(t, 10*time.Second, "delivery without the integrity stream", func() bool { return f.metric(t, "delivered_total") == 1 })
 }

@@ -20,6 +20,8 @@ const (
 	MetaStream   = "nats_stream"
 	MetaSequence = "nats_stream_sequence"
 	MetaDelivery = "nats_num_delivered"
+	// MetaTimestamp is when the stream stored the message, RFC 3339 in UTC.
+	MetaTimestamp = "nats_timestamp"
 )
 
 // subscriberConfig configures a Watermill subscriber reading one stream through one
@@ -188,6 +190,7 @@ func (s *subscriber) handle(ctx context.Context, jm jetstream.Msg, out chan<- *m
 	msg.Metadata.Set(MetaStream, md.Stream)
 	msg.Metadata.Set(MetaSequence, strconv.FormatUint(md.Sequence.Stream, 10))
 	msg.Metadata.Set(MetaDelivery, strconv.FormatUint(md.NumDelivered, 10))
+	msg.Metadata.Set(MetaTimestamp, md.Timestamp.UTC().Format(time.RFC3339Nano))
 	mctx, mcancel := context.WithCancel(ctx)
 	defer mcancel()
 	msg.SetContext(mctx)

@@ -25,6 +25,10 @@ type webhookPayload struct {
 	RecordingID       *string         `json:"recordingId"`
 	RecordingStatus   *string         `json:"recordingStatus"`
 	ReportExecutionID *string         `json:"reportExecutionId"`
+	TreeSize          *int64          `json:"treeSize"`
+	RootHash          *string         `json:"rootHash"`
+	Origin            *string         `json:"origin"`
+	Note              *string         `json:"note"`
 	Data              json.RawMessage `json:"data"`
 }
 
@@ -58,6 +62,9 @@ func WebhookPayload(e domain.Event) ([]byte, error) {
 	}
 	if len(ids) == 1 {
 		p.InteractionID = &ids[0]
+	}
+	if c := f.Checkpoint; c != nil {
+		p.TreeSize, p.RootHash, p.Origin, p.Note = &c.TreeSize, &c.RootHash, &c.Origin, &c.Note
 	}
 	return marshal(p)
 }
