@@ -41,6 +41,9 @@ import (
 const (
 	RoleAuditor           = "auditor"
 	RoleComplianceOfficer = "compliance_officer"
+	// RoleIngest may only post platform payloads (POST /v1/ingest/PLATFORM), for
+	// senders that cannot sign a body, such as an EventBridge API destination.
+	RoleIngest = "ingest"
 )
 
 // ErrBadRequest marks a Runner error caused by the request's parameters (answered 400).
@@ -89,6 +92,18 @@ type Config struct {
 	MaxEvents int
 	// Metrics, if set, is served at GET /metrics to holders of a valid token. Optional.
 	Metrics http.Handler
+	// Platforms, if set, enables POST /v1/ingest/{platform} for the platforms it maps:
+	// a platform's own payload (a Genesys notification or EventBridge event, a CXone
+	// contact record), authenticated by the signature header or by a bearer token of
+	// role ingest. Optional.
+	Platforms PlatformIngester
+}
+
+// PlatformIngester maps a platform's payload to contract events and stores them. An
+// unknown platform is ErrNotFound; a payload it cannot map is ErrBadRequest (with the
+// field and rule).
+type PlatformIngester interface {
+	IngestPlatform(ctx context.Context, platform string, body []byte) ([]IngestResult, error)
 }
 
 // IngestResult is the outcome of one posted event.
@@ -133,7 +148,7 @@ func (c Config) Validate() error {
 	if c.Runner == nil {
 		errs = append(errs, errors.New("api: Runner is required"))
 	}
-	if c.Ingester != nil && c.VerifySignature == nil {
+	if (c.Ingester != nil || c.Platforms != nil) && c.VerifySignature == nil {
 		errs = append(errs, errors.New("api: VerifySignature is required with Ingester (posted events are authenticated by their signature)"))
 	}
 	return errors.Join(errs...)
@@ -199,8 +214,8 @@ func ReadTokens(path string) ([]principal, error) {
 		if len(parts) != 3 {
 			return nil, fmt.Errorf("api: tokens file line %d: must be ROLE ACTOR TOKEN", n)
 		}
-		if parts[0] != RoleAuditor && parts[0] != RoleComplianceOfficer {
-			return nil, fmt.Errorf("api: tokens file line %d: role must be %s or %s", n, RoleAuditor, RoleComplianceOfficer)
+		if parts[0] != RoleAuditor && parts[0] != RoleComplianceOfficer && parts[0] != RoleIngest {
+			return nil, fmt.Errorf("api: tokens file line %d: role must be %s, %s or %s", n, RoleAuditor, RoleComplianceOfficer, RoleIngest)
 		}
 		if len(parts[2]) < 32 {
 			return nil, fmt.Errorf("api: tokens file line %d: token must be at least 32 characters", n)
@@ -249,6 +264,9 @@ func (s *Server) Handler() http.Handler {
 	if s.cfg.Ingester != nil {
 		mux.HandleFunc("POST /v1/events", s.events)
 	}
+	if s.cfg.Platforms != nil {
+		mux.HandleFunc("POST /v1/ingest/{platform}", s.platform)
+	}
 	if s.cfg.Metrics != nil {
 		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 			if _, ok := s.authenticate(r); !ok {
@@ -290,6 +308,11 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="custody"`)
 		writeError(w, http.StatusUnauthorized, "a valid bearer token is required")
 		s.cfg.Logger.Info("report refused", "status", 401, "remote", r.RemoteAddr)
+		return
+	}
+	if p.role == RoleIngest {
+		writeError(w, http.StatusForbidden, "an ingest token may not read reports")
+		s.cfg.Logger.Info("report refused", "status", 403, "remote", r.RemoteAddr)
 		return
 	}
 	q := r.URL.Query()
@@ -405,4 +428,61 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	})
 	s.cfg.Logger.Info("events", "events", len(msgs), "stored", counts[StatusStored], "duplicates", counts[StatusDuplicate],
 		"rejected", counts[StatusRejected], "failed", counts[StatusFailed], "ms", time.Since(start).Milliseconds())
+}
+
+// platform is POST /v1/ingest/{platform}: a platform's payload, authenticated by the
+// signature of the raw body or by a bearer token of role ingest, mapped to contract
+// events and stored. Answers as POST /v1/events does.
+func (s *Server) platform(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body: larger than %d bytes", s.cfg.MaxBody))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "body: "+err.Error())
+		return
+	}
+	if sig := r.Header.Get(SignatureHeader); sig != "" {
+		if err := s.cfg.VerifySignature(sig, body); err != nil {
+			writeError(w, http.StatusUnauthorized, SignatureHeader+": "+err.Error())
+			return
+		}
+	} else if p, ok := s.authenticate(r); !ok || p.role != RoleIngest {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="custody"`)
+		writeError(w, http.StatusUnauthorized, "a signature or a bearer token of role ingest is required")
+		return
+	}
+	platform := r.PathValue("platform")
+	results, err := s.cfg.Platforms.IngestPlatform(r.Context(), platform, body)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	case errors.Is(err, ErrBadRequest):
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	counts := map[string]int{}
+	for _, res := range results {
+		counts[res.Status]++
+	}
+	status := http.StatusOK
+	if counts[StatusFailed] > 0 {
+		status = http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{
+		"results": results, "stored": counts[StatusStored], "duplicates": counts[StatusDuplicate],
+		"rejected": counts[StatusRejected], "failed": counts[StatusFailed],
+	})
+	s.cfg.Logger.Info("ingest", "platform", platform, "events", len(results), "stored", counts[StatusStored],
+		"failed", counts[StatusFailed], "ms", time.Since(start).Milliseconds())
 }

@@ -135,7 +135,7 @@ func TestAPIReadTokensErrors(t *testing.T) {
 		name, content string
 		want          string
 	}{
-		{"bad role", "admin someone-1 " + long + "\n", "line 1: role must be auditor or compliance_officer"},
+		{"bad role", "admin someone-1 " + long + "\n", "line 1: role must be auditor, compliance_officer or ingest"},
 		{"short token", "# header\nauditor someone-1 " + long[:31] + "\n", "line 2: token must be at least 32 characters"},
 		{"two fields", "auditor " + long + "\n", "line 1: must be ROLE ACTOR TOKEN"},
 		{"four fields", "auditor someone-1 " + long + " extra\n", "line 1: must be ROLE ACTOR TOKEN"},

@@ -241,3 +241,68 @@ func tooMany(n int) []byte {
 func big() []byte {
 	return []byte(`{"id":"a","pad":"` + strings.Repeat("x", 70<<10) + `"}`)
 }
+
+// platformIngester maps "acme" payloads: one event per payload, or a bad request.
+type platformIngester struct{}
+
+func (platformIngester) IngestPlatform(_ context.Context, platform string, body []byte) ([]api.IngestResult, error) {
+	if platform != "acme" {
+		return nil, fmt.Errorf("platform %q: %w", platform, api.ErrNotFound)
+	}
+	if !json.Valid(body) {
+		return nil, fmt.Errorf("body: not JSON: %w", api.ErrBadRequest)
+	}
+	return []api.IngestResult{{Index: 0, ID: "x", Status: api.StatusStored, Seq: 1}}, nil
+}
+
+func TestPlatformIngestAuth(t *testing.T) {
+	tokens := writeFile(t, "auditor auditor-1 "+auditorToken+"\ningest eventbridge "+ingestToken+"\n")
+	srv, err := api.New(api.Config{Addr: "127.0.0.1:0", TokensFile: tokens, Runner: &fakeRunner{},
+		Platforms: platformIngester{}, VerifySignature: verifyWith(webhookKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	url := "http://" + srv.Addr()
+	body := []byte(`{"topicName":"v2.detail.events.conversation.x.customer.start"}`)
+	do := func(method, path, token, sig string, b []byte) int {
+		req, _ := http.NewRequest(method, url+path, bytes.NewReader(b))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		if sig != "" {
+			req.Header.Set(api.SignatureHeader, sig)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, tc := range []struct {
+		name, method, path, token, sig string
+		body                           []byte
+		status                         int
+	}{
+		{"ingest token", "POST", "/v1/ingest/acme", ingestToken, "", body, 200},
+		{"signature", "POST", "/v1/ingest/acme", "", sign(webhookKey, time.Now(), body), body, 200},
+		{"bad signature wins over a good token", "POST", "/v1/ingest/acme", ingestToken, sign([]byte("another-key-0123456789abcdef012345"), time.Now(), body), body, 401},
+		{"auditor token may not ingest", "POST", "/v1/ingest/acme", auditorToken, "", body, 401},
+		{"nothing", "POST", "/v1/ingest/acme", "", "", body, 401},
+		{"unknown platform", "POST", "/v1/ingest/other", ingestToken, "", body, 404},
+		{"not JSON", "POST", "/v1/ingest/acme", ingestToken, "", []byte("{"), 400},
+		{"ingest token may not read reports", "GET", "/v1/reports/unauthorized", ingestToken, "", nil, 403},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := do(tc.method, tc.path, tc.token, tc.sig, tc.body); got != tc.status {
+				t.Fatalf("status %d, want %d", got, tc.status)
+			}
+		})
+	}
+}
+
+const ingestToken = "ingest-token-0123456789abcdef0123456789"
