@@ -14,6 +14,7 @@ import (
 
 	"github.com/custody/custody/domain"
 	"github.com/custody/custody/integration/api"
+	"github.com/custody/custody/integration/genesys"
 	"github.com/custody/custody/integration/siem"
 	"github.com/custody/custody/projections"
 	"github.com/custody/custody/streams"
@@ -51,6 +52,14 @@ type ingester struct {
 }
 
 func (in ingester) Ingest(ctx context.Context, raws []json.RawMessage) []api.IngestResult {
+	bs := make([][]byte, len(raws))
+	for i, r := range raws {
+		bs[i] = r
+	}
+	return in.ingestRaw(ctx, bs)
+}
+
+func (in ingester) ingestRaw(ctx context.Context, raws [][]byte) []api.IngestResult {
 	res := make([]api.IngestResult, len(raws))
 	var out []streams.Outgoing
 	var idx []int
@@ -143,4 +152,33 @@ func (s *session) siemRouter(path string, reg prometheus.Registerer, logger *slo
 			logger.Warn("siem close", "err", err)
 		}
 	}, nil
+}
+
+// platforms ingests platform payloads posted to POST /v1/ingest/{platform}: a Genesys
+// Cloud notification or EventBridge event, mapped by the Genesys adapter.
+type platforms struct {
+	in      ingester
+	genesys *genesys.Mapper
+}
+
+func (p platforms) IngestPlatform(ctx context.Context, platform string, body []byte) ([]api.IngestResult, error) {
+	switch platform {
+	case "genesys":
+		evs, err := p.genesys.Notification(body)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", api.ErrBadRequest, err)
+		}
+		return p.in.storeMapped(ctx, evs), nil
+	}
+	return nil, fmt.Errorf("platform %q: %w (genesys; CXone posts CloudEvents to /v1/events)", platform, api.ErrNotFound)
+}
+
+// storeMapped stores events an adapter mapped, through the same gate as posted ones.
+func (in ingester) storeMapped(ctx context.Context, evs []domain.Event) []api.IngestResult {
+	raws := make([][]byte, 0, len(evs))
+	for _, e := range evs {
+		b, _ := e.MarshalJSON() // a marshal failure is an empty body: rejected with a reason
+		raws = append(raws, b)
+	}
+	return in.ingestRaw(ctx, raws)
 }

@@ -27,6 +27,9 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 type globals struct {
 	data    string
 	natsURL string
+	// store is the projection store: "" or "sqlite" (DATA/custody.db), or a PostgreSQL
+	// URL (checked by storeKind).
+	store string
 	// lateness is the allowed lateness of the views; redaction the redaction buffer.
 	lateness  time.Duration
 	redaction time.Duration
@@ -58,6 +61,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			applyEnv(cmd.Flags(), "data", "CUSTODY_DATA")
 			applyEnv(cmd.Flags(), "nats", "CUSTODY_NATS_URL")
+			applyEnv(cmd.Flags(), "store", "CUSTODY_STORE")
 			applyEnv(cmd.Flags(), "lateness", "CUSTODY_LATENESS")
 			applyEnv(cmd.Flags(), "redaction-buffer", "CUSTODY_REDACTION_BUFFER")
 			applyEnv(cmd.Flags(), "signing-key", "CUSTODY_SIGNING_KEY")
@@ -72,6 +76,9 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			}
 			if g.checkpointEvery <= 0 || g.checkpointInterval <= 0 {
 				return fmt.Errorf("--checkpoint-every and --checkpoint-interval must be positive")
+			}
+			if _, err := storeKind(g.store); err != nil {
+				return err
 			}
 			g.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			return nil
@@ -92,9 +99,10 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	pf.Int64Var(&g.checkpointEvery, "checkpoint-every", integrity.DefaultEvery, "sign a checkpoint at every multiple of this many events (env CUSTODY_CHECKPOINT_EVERY)")
 	pf.DurationVar(&g.checkpointInterval, "checkpoint-interval", integrity.DefaultInterval, "and one of the current size when this long has passed and the log has grown (env CUSTODY_CHECKPOINT_INTERVAL)")
 	pf.StringVar(&g.encryptionKey, "encryption-key", "", "file holding the key that encrypts the embedded log at rest (JetStream's cipher); off when empty (env CUSTODY_ENCRYPTION_KEY)")
+	pf.StringVar(&g.store, "store", "", "projection store: empty or sqlite for DATA/custody.db, or a PostgreSQL URL postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?OPTIONS] (env CUSTODY_STORE)")
 	root.PersistentFlags().StringVar(&g.natsURL, "nats", "", "URL of an external NATS server with JetStream; empty runs the embedded server on --data (env CUSTODY_NATS_URL)")
 	root.AddCommand(publishCmd(g), simulateCmd(g), replayCmd(g), serveCmd(g), benchCmd(g), reportCmd(g), rebuildCmd(g), demoCmd(g),
-		verifyCmd(g), proveCmd(g), verifyProofCmd(g), keygenCmd(g), verifyReportCmd(g))
+		verifyCmd(g), proveCmd(g), verifyProofCmd(g), keygenCmd(g), verifyReportCmd(g), ingestCmd(g))
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0

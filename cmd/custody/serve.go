@@ -21,6 +21,7 @@ type serveFlags struct {
 	tokens     string
 	webhookKey string
 	siemConfig string
+	genesys    genesysFlags
 }
 
 func serveCmd(g *globals) *cobra.Command {
@@ -37,13 +38,17 @@ or a connection to --nats, and the projectors. Stops cleanly on SIGINT or SIGTER
 			applyEnv(cmd.Flags(), "http", "CUSTODY_HTTP")
 			applyEnv(cmd.Flags(), "webhook-key", "CUSTODY_WEBHOOK_KEY")
 			applyEnv(cmd.Flags(), "siem-config", "CUSTODY_SIEM_CONFIG")
+			applyEnv(cmd.Flags(), "genesys-source", "CUSTODY_GENESYS_SOURCE")
+			applyEnv(cmd.Flags(), "genesys-mapping", "CUSTODY_GENESYS_MAPPING")
 			return g.serve(cmd.Context(), f, nil)
 		},
 	}
 	cmd.Flags().StringVar(&f.listen, "nats-listen", "127.0.0.1:0", "client listener of the embedded server (host:port; port 0 picks a free one)")
 	cmd.Flags().StringVar(&f.http, "http", "", "serve the auditors' HTTP API on this address (e.g. 127.0.0.1:8080; env CUSTODY_HTTP)")
 	cmd.Flags().StringVar(&f.tokens, "tokens", "", "bearer tokens file for the HTTP API: lines of ROLE ACTOR TOKEN (env CUSTODY_TOKENS)")
-	cmd.Flags().StringVar(&f.webhookKey, "webhook-key", "", "file of the HMAC key that signs events posted to POST /v1/events (X-Compliance-Signature); the endpoint is off without it (env CUSTODY_WEBHOOK_KEY)")
+	cmd.Flags().StringVar(&f.webhookKey, "webhook-key", "", "file of the HMAC key that signs events posted to POST /v1/events and platform payloads posted to POST /v1/ingest/genesys (X-Compliance-Signature; the latter also take a bearer token of role ingest); both endpoints are off without it (env CUSTODY_WEBHOOK_KEY)")
+	cmd.Flags().StringVar(&f.genesys.source, "genesys-source", "genesys-cloud/default", "source of events mapped from Genesys notifications posted to POST /v1/ingest/genesys (env CUSTODY_GENESYS_SOURCE)")
+	cmd.Flags().StringVar(&f.genesys.mapping, "genesys-mapping", "", "Genesys mapping file (env CUSTODY_GENESYS_MAPPING)")
 	cmd.Flags().StringVar(&f.siemConfig, "siem-config", "", "SIEM/GRC sinks configuration file (JSON; see integration/siem); alerts are delivered to them (env CUSTODY_SIEM_CONFIG)")
 	return cmd
 }
@@ -93,7 +98,13 @@ func (g *globals) serve(ctx context.Context, f serveFlags, ready func(*session, 
 			}
 			// The timeline the projectors keep current answers "already in the log";
 			// what it has not reached yet is within the server's duplicate window.
-			cfg.Ingester, cfg.VerifySignature = ingester{s: sess, tl: projections.NewTimeline(sess.store)}, webhookVerifier(key)
+			in := ingester{s: sess, tl: projections.NewTimeline(sess.store)}
+			cfg.Ingester, cfg.VerifySignature = in, webhookVerifier(key)
+			gm, err := f.genesys.mapper()
+			if err != nil {
+				return err
+			}
+			cfg.Platforms = platforms{in: in, genesys: gm}
 		}
 		srv, err := api.New(cfg)
 		if err != nil {

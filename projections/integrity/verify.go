@@ -240,7 +240,7 @@ func (r *Report) String() string {
 			fmt.Fprintf(&b, "reference: %d events differ, the first seq %d\n", ref.Diffs, ref.FirstDiff)
 		}
 		if ref.Size > r.Leaves {
-			fmt.Fprintf(&b, "reference: the log ends %d events before the reference tree\n", ref.Size-r.Leaves)
+			fmt.Fprintf(&b, "reference: the log ends %d events before the reference tree (seqs %d to %d missing)\n", ref.Size-r.Leaves, r.LastSeq+1, ref.Size)
 		}
 	}
 	if r.FirstBad.From != 0 {
