@@ -276,7 +276,7 @@ func TestIntegrityEndToEnd(t *testing.T) {
 			alter: func(m []storedMsg) []storedMsg { return append(m[:shift-1], m[shift:]...) },
 			withRef: []string{
 				fmt.Sprintf("reference: %d events differ, the first seq %d\n", last-shift, shift),
-				"reference: the log ends 1 events before the reference tree\n",
+				fmt.Sprintf("reference: the log ends 1 events before the reference tree (seqs %d to %d missing)\n", last, last),
 				fmt.Sprintf("first bad seq: %d\n", shift),
 			},
 			withoutRef: []string{between(E+1, 2*E)},
@@ -352,7 +352,7 @@ func TestIntegrityEndToEnd(t *testing.T) {
 	t.Run("unsigned tail removed", func(t *testing.T) {
 		data := s.alteredCopy(t, "unsigned tail removed", 0, func(m []storedMsg) []storedMsg { return m[:signed] })
 		code, out, errs := run(t, nil, s.verifyArgs(data, false)...)
-		want := fmt.Sprintf("reference: the log ends %d events before the reference tree\n", last-signed)
+		want := fmt.Sprintf("reference: the log ends %d events before the reference tree (seqs %d to %d missing)\n", last-signed, signed+1, last)
 		if code != 1 || !strings.Contains(out, want) || !strings.Contains(out, fmt.Sprintf("last seq %d\n", signed)) {
 			t.Fatalf("exit %d, want 1 and %q\n%s%s", code, want, out, errs)
 		}
