@@ -216,7 +216,7 @@
 //     itself be an access. The customer must send phi.accessed from the system that
 //     serves recordings and transcripts to people (the recording or quality platform's
 //     own audit export, or the agent desktop or a Studio REST action posting
-//     CloudEvents to custody's event ingest). Without it the consent rule's
+//     CloudEvents to custody's signed webhook, POST /v1/events on custody serve). Without it the consent rule's
 //     accessed_before_consent and the unauthorized-access counter see only
 //     agent.assigned touches.
 //   - Recordings, redaction and purges (recording.stored, redaction.*, record.purged).
