@@ -16,7 +16,7 @@ type OutboxAlert struct {
 // the view's checkpoint, and published after; a crash in between publishes it on restart,
 // and its deterministic id (the Nats-Msg-Id) keeps it single in the stream.
 func (s *Store) PendingAlerts(ctx context.Context, limit int) ([]OutboxAlert, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, body FROM alerts WHERE published = ? ORDER BY raised_at, id LIMIT ?`), false, limit)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, body FROM alerts WHERE published = ? ORDER BY `+s.textOrder("raised_at")+`, `+s.textOrder("id")+` LIMIT ?`), false, limit)
 	if err != nil {
 		return nil, fmt.Errorf("pending alerts: %w", err)
 	}
@@ -36,7 +36,7 @@ func (s *Store) PendingAlerts(ctx context.Context, limit int) ([]OutboxAlert, er
 
 // MarkPublished records that the alerts stream acknowledged these alerts.
 func (s *Store) MarkPublished(ctx context.Context, ids []string) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
@@ -53,11 +53,15 @@ func (s *Store) MarkPublished(ctx context.Context, ids []string) error {
 // from the kept rows, so that a report as of an earlier position counts what was known
 // then (a recomputation from that log prefix gives the same count).
 func (s *Store) LateEvents(ctx context.Context, view string, pos uint64) (int64, error) {
-	tbl, err := s.tableOf(ctx, s.db, view)
+	return s.lateEvents(ctx, s.db, view, pos)
+}
+
+func (s *Store) lateEvents(ctx context.Context, q queryer, view string, pos uint64) (int64, error) {
+	tbl, err := s.tableOf(ctx, q, view)
 	if err != nil || tbl == "" {
 		return 0, err
 	}
 	var n int64
-	err = s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM `+tbl+` WHERE late = ? AND seq <= ?`), true, int64(pos)).Scan(&n)
+	err = q.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM `+tbl+` WHERE late = ? AND seq <= ?`), true, int64(pos)).Scan(&n)
 	return n, err
 }

@@ -223,21 +223,26 @@ func (s *Store) Report(ctx context.Context, name string, p Params) (any, error) 
 		p.Location = time.UTC
 	}
 	ft := func(t time.Time) string { return t.In(p.Location).Format(time.RFC3339Nano) }
-	if name == AlertsReport {
-		return s.alertsReport(ctx, p, ft)
-	}
 	view, ok := reportView[name]
-	if !ok {
+	if !ok && name != AlertsReport {
 		return nil, fmt.Errorf("report %q: must be one of %s", name, strings.Join(ReportNames, ", "))
 	}
-	l, pos, err := s.loadLedger(ctx, s.db, view, p.AsOf, p.AsOfSeq, specs[view].keepLate)
+	q, done, err := s.snapshot(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("report %s: %w", name, err)
+	}
+	defer done()
+	if name == AlertsReport {
+		return s.alertsReport(ctx, q, p, ft)
+	}
+	l, pos, err := s.loadLedger(ctx, q, view, p.AsOf, p.AsOfSeq, specs[view].keepLate)
 	if err != nil {
 		return nil, err
 	}
 	if p.RedactionBuffer > 0 {
 		l.RedactionBuffer = p.RedactionBuffer
 	}
-	late, err := s.LateEvents(ctx, view, pos)
+	late, err := s.lateEvents(ctx, q, view, pos)
 	if err != nil {
 		return nil, err
 	}
@@ -367,9 +372,9 @@ func (s *Store) auditReport(l *domain.Ledger, h Header, p Params, ft func(time.T
 }
 
 // findingIDs are the ids of every finding a view's rules show as of asOf.
-func (s *Store) findingIDs(ctx context.Context, view string, asOf time.Time, seq uint64, buffer time.Duration) (map[string]bool, uint64, error) {
+func (s *Store) findingIDs(ctx context.Context, q queryer, view string, asOf time.Time, seq uint64, buffer time.Duration) (map[string]bool, uint64, error) {
 	sp := specs[view]
-	l, pos, err := s.loadLedger(ctx, s.db, view, asOf, seq, sp.keepLate)
+	l, pos, err := s.loadLedger(ctx, q, view, asOf, seq, sp.keepLate)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -395,7 +400,7 @@ func (s *Store) findingIDs(ctx context.Context, view string, asOf time.Time, seq
 	return ids, pos, nil
 }
 
-func (s *Store) alertsReport(ctx context.Context, p Params, ft func(time.Time) string) (*AlertsResult, error) {
+func (s *Store) alertsReport(ctx context.Context, q queryer, p Params, ft func(time.Time) string) (*AlertsResult, error) {
 	r := &AlertsResult{Header: Header{Report: AlertsReport, AsOf: ft(p.AsOf)}, Alerts: []AlertRow{}}
 	holds := map[string]map[string]bool{}
 	var pos uint64
@@ -403,7 +408,7 @@ func (s *Store) alertsReport(ctx context.Context, p Params, ft func(time.Time) s
 		if specs[v].findings == nil {
 			continue
 		}
-		ids, vp, err := s.findingIDs(ctx, v, p.AsOf, p.AsOfSeq, p.RedactionBuffer)
+		ids, vp, err := s.findingIDs(ctx, q, v, p.AsOf, p.AsOfSeq, p.RedactionBuffer)
 		if err != nil {
 			return nil, err
 		}
@@ -419,8 +424,8 @@ func (s *Store) alertsReport(ctx context.Context, p Params, ft func(time.Time) s
 		query += ` AND seq <= ?`
 		args = append(args, int64(p.AsOfSeq))
 	}
-	query += ` ORDER BY triggered_at, id`
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	query += ` ORDER BY ` + s.textOrder("triggered_at") + `, ` + s.textOrder("id")
+	rows, err := q.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("alerts report: %w", err)
 	}

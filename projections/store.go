@@ -15,14 +15,21 @@ import (
 )
 
 // Store is the projection store: one SQL database holding every view, the timeline
-// index and each projector's checkpoint. SQLite in the data directory by default; the
-// SQL is portable so that PostgreSQL can hold the same schema.
+// index and each projector's checkpoint. SQLite in the data directory by default
+// (OpenSQLite), or PostgreSQL (OpenPostgres); both hold the same schema, migrated by
+// the same statements.
 type Store struct {
 	db      *sql.DB
 	dialect string
 	stmts   map[string]*sql.Stmt // the hot statements, prepared once (see hot)
-	stop    func()               // ends the WAL checkpointer
+	stop    func()               // ends the WAL checkpointer (SQLite)
 }
+
+// The dialects a Store speaks.
+const (
+	sqliteDialect   = "sqlite"
+	postgresDialect = "postgres"
+)
 
 // OpenSQLite opens (creating if needed) the SQLite store at path and migrates it.
 func OpenSQLite(ctx context.Context, path string) (*Store, error) {
@@ -40,7 +47,7 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(1) // one writer; SQLite serializes writes anyway
-	s := &Store{db: db, dialect: "sqlite", stop: func() {}}
+	s := &Store{db: db, dialect: sqliteDialect, stop: func() {}}
 	// Two processes creating the same store at once can see SQLITE_BUSY while the WAL
 	// is set up, before the busy handler applies: try again for a while.
 	for attempt := 0; ; attempt++ {
@@ -113,7 +120,7 @@ func (s *Store) DB() *sql.DB { return s.db }
 
 // q rewrites the portable "?" placeholders for the store's dialect.
 func (s *Store) q(query string) string {
-	if s.dialect != "postgres" {
+	if s.dialect != postgresDialect {
 		return query
 	}
 	var b strings.Builder
@@ -184,13 +191,19 @@ func dbTime(t time.Time) string { return t.UTC().Format(sortableTime) }
 func parseDBTime(s string) (time.Time, error) { return time.Parse(sortableTime, s) }
 
 func (s *Store) migrate(ctx context.Context) error {
-	// One transaction, taken with the write lock (BEGIN IMMEDIATE), so that processes
-	// opening the store at the same time migrate one after the other.
-	tx, err := s.db.BeginTx(ctx, nil)
+	// One transaction, taken with the write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: a
+	// transaction-scoped advisory lock), so that processes opening the store at the same
+	// time migrate one after the other: the second finds the work done.
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	defer tx.Rollback()
+	if s.dialect == postgresDialect {
+		if _, err := tx.ExecContext(ctx, s.q(qLock), lockKey("migrate")); err != nil {
+			return fmt.Errorf("migrate: lock: %w", err)
+		}
+	}
 	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
@@ -231,9 +244,16 @@ const (
 
 var hot = []string{qCheckpoint, qSetCheckpoint, qViewState, qSetViewState, qTableOf, qRaise, qUnretract, qRetract, qPublished, qTimelineRow, qEventIDRow}
 
+// qLock takes PostgreSQL's transaction-scoped advisory lock of a key (see lockKeys).
+const qLock = `SELECT pg_advisory_xact_lock(?)`
+
 func (s *Store) prepareHot(ctx context.Context) error {
 	s.stmts = map[string]*sql.Stmt{}
-	for _, q := range hot {
+	qs := hot
+	if s.dialect == postgresDialect {
+		qs = append(qs[:len(qs):len(qs)], qLock)
+	}
+	for _, q := range qs {
 		st, err := s.db.PrepareContext(ctx, s.q(q))
 		if err != nil {
 			return fmt.Errorf("prepare %q: %w", q, err)
@@ -268,9 +288,14 @@ func (s *Store) Checkpoint(ctx context.Context, projector string) (uint64, error
 // ErrGap is returned by Apply when a batch does not continue right after the checkpoint.
 var ErrGap = errors.New("sequence gap")
 
-// checkpointTx reads a checkpoint inside a transaction (which holds the write lock, so
-// concurrent appliers of the same projector serialize on it).
+// checkpointTx reads a checkpoint inside a transaction, after taking the projector's
+// lock, so that concurrent appliers of the same projector serialize on it: on SQLite
+// the transaction holds the database's write lock from its start; on PostgreSQL it takes
+// the projector's advisory lock here, held until it ends (see lockKeys).
 func (s *Store) checkpointTx(ctx context.Context, tx *sql.Tx, projector string) (uint64, error) {
+	if err := s.lockKeys(ctx, tx, projector); err != nil {
+		return 0, err
+	}
 	var seq int64
 	err := s.stmt(ctx, tx, qCheckpoint).QueryRowContext(ctx, projector).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {

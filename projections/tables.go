@@ -42,7 +42,7 @@ func (s *Store) ensureTable(ctx context.Context, tx execer, key string, bulk boo
 	base := strings.NewReplacer("-", "_", "~", "_").Replace(key)
 	tbl = "ve_" + base + "_" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	seqType := "INTEGER" // SQLite: the rowid itself
-	if s.dialect == "postgres" {
+	if s.dialect == postgresDialect {
 		seqType = "BIGINT"
 	}
 	ddl := `CREATE TABLE ` + tbl + ` (
@@ -87,11 +87,14 @@ func RebuildTable(view string) string { return view + "~rebuild" }
 
 // ResetTable drops the rows, state and checkpoint kept under a view key.
 func (s *Store) ResetTable(ctx context.Context, key string) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	if err := s.lockKeys(ctx, tx, key); err != nil {
+		return err
+	}
 	if err := s.dropKey(ctx, tx, key); err != nil {
 		return err
 	}
@@ -124,11 +127,14 @@ func (s *Store) dropKey(ctx context.Context, tx *sql.Tx, key string) error {
 // old view or the new one, never a mix. The old table is dropped.
 func (s *Store) SwapIn(ctx context.Context, view string) error {
 	tmp := RebuildTable(view)
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	if err := s.lockKeys(ctx, tx, view, tmp); err != nil {
+		return err
+	}
 	tbl, err := s.tableOf(ctx, tx, tmp)
 	if err != nil {
 		return err

@@ -34,7 +34,7 @@ func (t *Timeline) Apply(ctx context.Context, batch []domain.Stored) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	tx, err := t.s.db.BeginTx(ctx, nil)
+	tx, err := t.s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("timeline: %w", err)
 	}

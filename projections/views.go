@@ -230,11 +230,18 @@ type queryer interface {
 
 // Apply keeps a batch's events, moves the checkpoint and raises the alerts the batch
 // made visible, in one transaction.
-func (v *View) Apply(ctx context.Context, batch []domain.Stored) error {
+func (v *View) Apply(ctx context.Context, batch []domain.Stored) (err error) {
 	if len(batch) == 0 {
 		return nil
 	}
-	tx, err := v.s.db.BeginTx(ctx, nil)
+	defer func() {
+		if err != nil {
+			// The in-memory ledger may hold events of the rolled-back batch: reload it
+			// from the store next time.
+			v.ledger, v.raised = nil, false
+		}
+	}()
+	tx, err := v.s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("view %s: %w", v.cfg.Table, err)
 	}
@@ -327,7 +334,6 @@ func (v *View) Apply(ctx context.Context, batch []domain.Stored) error {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		v.ledger = nil // the in-memory state may be ahead of the store: reload next time
 		return fmt.Errorf("view %s: commit: %w", v.cfg.Table, err)
 	}
 	v.loaded = cp
@@ -345,11 +351,16 @@ func (v *View) notify() {
 // Tick evaluates, at the wall clock, the findings that time alone can make true
 // (retention and redaction overdue) over every entity of the view. Call it when the view
 // is caught up with the log; before that, the wall clock is ahead of what the view knows.
-func (v *View) Tick(ctx context.Context) error {
+func (v *View) Tick(ctx context.Context) (err error) {
 	if v.cfg.Silent || !v.spec.ticks {
 		return nil
 	}
-	tx, err := v.s.db.BeginTx(ctx, nil)
+	defer func() {
+		if err != nil {
+			v.ledger, v.raised = nil, false // the active alerts may be ahead of the store
+		}
+	}()
+	tx, err := v.s.begin(ctx)
 	if err != nil {
 		return err
 	}
@@ -371,7 +382,6 @@ func (v *View) Tick(ctx context.Context) error {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		v.ledger = nil
 		return err
 	}
 	v.loaded = cp

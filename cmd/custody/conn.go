@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -111,14 +113,58 @@ func (g *globals) open(ctx context.Context, o connectOpts) (*session, error) {
 	return sess, nil
 }
 
-// openStore opens the projection store in the data directory.
+// openStore opens the projection store that --store names: SQLite in the data
+// directory, or a PostgreSQL database.
 func (g *globals) openStore(ctx context.Context, s *session) error {
-	st, err := projections.OpenSQLite(ctx, filepath.Join(g.data, "custody.db"))
+	kind, err := storeKind(g.store)
+	if err != nil {
+		return err
+	}
+	var st *projections.Store
+	if kind == "postgres" {
+		st, err = projections.OpenPostgres(ctx, g.store)
+	} else {
+		st, err = projections.OpenSQLite(ctx, filepath.Join(g.data, "custody.db"))
+	}
 	if err != nil {
 		return err
 	}
 	s.store = st
 	return nil
+}
+
+// storeKind checks a --store value and names its store: "sqlite" for "" or "sqlite",
+// "postgres" for a postgres:// or postgresql:// URL. The value itself is
+// never quoted: it may hold a password.
+func storeKind(v string) (string, error) {
+	if v == "" || v == "sqlite" {
+		return "sqlite", nil
+	}
+	const rule = "--store (env CUSTODY_STORE): must be empty, sqlite, or a postgres:// or postgresql:// URL"
+	scheme, _, ok := strings.Cut(v, "://")
+	if !ok {
+		return "", errors.New(rule)
+	}
+	switch strings.ToLower(scheme) {
+	case "postgres", "postgresql":
+	default:
+		return "", fmt.Errorf("%s, not a %s:// URL", rule, sanitizeScheme(scheme))
+	}
+	if _, err := url.Parse(v); err != nil {
+		// Not wrapped: url.Parse's message quotes the whole value, password included.
+		return "", fmt.Errorf("%s: this one does not parse as a URL", rule)
+	}
+	return "postgres", nil
+}
+
+// sanitizeScheme keeps a scheme printable and short, for an error message.
+func sanitizeScheme(s string) string {
+	if len(s) > 20 || strings.ContainsFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.')
+	}) {
+		return "(unrecognized scheme)"
+	}
+	return s
 }
 
 // catchUpTimeline brings the timeline index up to the log's last sequence (or, when a
