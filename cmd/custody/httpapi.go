@@ -84,5 +84,14 @@ func (a apiRunner) RunReport(ctx context.Context, r api.Request) ([]byte, error)
 	// Read your writes: give the live views a moment to apply what the log held when
 	// the request came; past that, the report says how far it got (logPosition).
 	_ = a.s.waitUntil(ctx, projections.ReportViews(r.Report), 5*time.Second)
-	return a.s.runReport(ctx, reportRequest{Name: r.Report, Format: r.Format, Params: p, TZ: tz, Actor: r.Actor, Role: r.Role, Via: "http", RawArgs: raw})
+	return a.s.runReport(ctx, reportRequest{Name: r.Report, Format: r.Format, Params: p, TZ: tz, Actor: r.Actor, Role: r.Role, Via: "http", RawArgs: raw,
+		OnProof: func(pr *projections.Proof) {
+			if r.Headers == nil || pr == nil {
+				return
+			}
+			r.Headers.Set("X-Custody-Log-Origin", pr.Origin)
+			r.Headers.Set("X-Custody-Tree-Size", strconv.FormatUint(pr.TreeSize, 10))
+			r.Headers.Set("X-Custody-Root-Hash", pr.RootHash)
+			r.Headers.Set("X-Custody-Body-SHA256", pr.BodySHA256)
+		}})
 }

@@ -35,6 +35,9 @@ type reportRequest struct {
 	Role    string
 	Via     string // cli or http
 	RawArgs map[string]string
+	// OnProof, if set, receives the report's integrity block (a CSV body cannot carry
+	// it: the CLI prints it on stderr, the API in response headers).
+	OnProof func(*projections.Proof)
 }
 
 // runReport computes a report, records its execution in the log and returns the output
@@ -51,6 +54,9 @@ func (s *session) runReport(ctx context.Context, req reportRequest) ([]byte, err
 	reflect.ValueOf(res).Elem().FieldByName("Header").FieldByName("ExecutionID").SetString(execID)
 	if err := s.proveReport(ctx, req, res); err != nil {
 		return nil, fmt.Errorf("report %s: integrity: %w", req.Name, err)
+	}
+	if req.OnProof != nil {
+		req.OnProof(reflect.ValueOf(res).Elem().FieldByName("Header").Interface().(projections.Header).Integrity)
 	}
 	var out []byte
 	switch req.Format {
@@ -266,6 +272,11 @@ only after the log has acknowledged that event.`,
 			defer sess.close()
 			if err := sess.catchUp(ctx); err != nil {
 				return err
+			}
+			if format == "csv" {
+				req.OnProof = func(p *projections.Proof) {
+					fmt.Fprintf(g.stderr, "# integrity: log %s, tree size %d, root %s, body sha256 %s\n", p.Origin, p.TreeSize, p.RootHash, p.BodySHA256)
+				}
 			}
 			out, err := sess.runReport(ctx, req)
 			if err != nil {

@@ -62,6 +62,9 @@ type Request struct {
 	Query url.Values
 	Actor string
 	Role  string
+	// Headers collects response headers the Runner adds (e.g. the report's proof, for
+	// a CSV body that cannot carry it); they are sent only with a report.
+	Headers http.Header
 }
 
 // Runner computes a report and records its execution; it returns the body only once the
@@ -329,7 +332,8 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("name")
-	body, err := s.cfg.Runner.RunReport(r.Context(), Request{Report: name, Format: format, Query: q, Actor: p.actor, Role: p.role})
+	extra := http.Header{}
+	body, err := s.cfg.Runner.RunReport(r.Context(), Request{Report: name, Format: format, Query: q, Actor: p.actor, Role: p.role, Headers: extra})
 	switch {
 	case errors.Is(err, ErrBadRequest):
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -339,6 +343,11 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) {
 		// Fail closed: no data unless the execution is recorded.
 		writeError(w, http.StatusServiceUnavailable, "report not released: "+err.Error())
 	default:
+		for k, vs := range extra {
+			for _, v := range vs {
+				w.Header().Add(k, v)
+			}
+		}
 		if format == "csv" {
 			w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		} else {

@@ -306,3 +306,34 @@ func TestPlatformIngestAuth(t *testing.T) {
 }
 
 const ingestToken = "ingest-token-0123456789abcdef0123456789"
+
+// headerRunner adds a proof header to every report, and fails the report "broken".
+type headerRunner struct{}
+
+func (headerRunner) RunReport(_ context.Context, r api.Request) ([]byte, error) {
+	r.Headers.Set("X-Custody-Tree-Size", "7")
+	if r.Report == "broken" {
+		return nil, errors.New("not acknowledged")
+	}
+	return []byte("a,b\n1,2\n"), nil
+}
+
+func TestReportHeadersOnlyWithAReport(t *testing.T) {
+	url := startServer(t, headerRunner{})
+	for _, tc := range []struct {
+		report string
+		status int
+		header string
+	}{{"unauthorized", 200, "7"}, {"broken", 503, ""}} {
+		req, _ := http.NewRequest(http.MethodGet, url+"/v1/reports/"+tc.report+"?format=csv", nil)
+		req.Header.Set("Authorization", "Bearer "+auditorToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || resp.Header.Get("X-Custody-Tree-Size") != tc.header {
+			t.Fatalf("%s: status %d header %q, want %d %q", tc.report, resp.StatusCode, resp.Header.Get("X-Custody-Tree-Size"), tc.status, tc.header)
+		}
+	}
+}
