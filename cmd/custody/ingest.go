@@ -50,6 +50,8 @@ type genesysFlags struct {
 	secretFile       string
 	since, until     string
 	every            time.Duration
+	loginURL, apiURL string
+	pollInterval     time.Duration
 }
 
 func (f *genesysFlags) mapper() (*genesys.Mapper, error) {
@@ -97,7 +99,8 @@ func ingestGenesysCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for flag, env := range map[string]string{"source": "CUSTODY_GENESYS_SOURCE", "mapping": "CUSTODY_GENESYS_MAPPING",
-				"region": "CUSTODY_GENESYS_REGION", "client-id": "CUSTODY_GENESYS_CLIENT_ID", "client-secret-file": "CUSTODY_GENESYS_CLIENT_SECRET_FILE"} {
+				"region": "CUSTODY_GENESYS_REGION", "client-id": "CUSTODY_GENESYS_CLIENT_ID", "client-secret-file": "CUSTODY_GENESYS_CLIENT_SECRET_FILE",
+				"login-url": "CUSTODY_GENESYS_LOGIN_URL", "api-url": "CUSTODY_GENESYS_API_URL"} {
 				applyEnv(cmd.Flags(), flag, env)
 			}
 			if (from == "") == !useAPI {
@@ -131,7 +134,8 @@ func ingestGenesysCmd(g *globals) *cobra.Command {
 					t.rejected += max(lineErrors(ferr), 1)
 				}
 			} else {
-				cfg := genesys.Config{Region: f.region, ClientID: f.clientID, ClientSecret: genesys.Secret{File: f.secretFile}, Mapper: m, Every: f.every}
+				cfg := genesys.Config{Region: f.region, LoginURL: f.loginURL, APIURL: f.apiURL, PollInterval: f.pollInterval,
+					ClientID: f.clientID, ClientSecret: genesys.Secret{File: f.secretFile}, Mapper: m, Every: f.every}
 				if cfg.From, err = parseInstant("--since", f.since, time.Time{}); err != nil {
 					return err
 				}
@@ -179,6 +183,9 @@ func ingestGenesysCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.since, "since", "", "--api: where a first backfill starts (RFC 3339)")
 	fl.StringVar(&f.until, "until", "", "--api: where it ends (default: as far as Genesys has data)")
 	fl.DurationVar(&f.every, "every", 0, "--api: repeat the reconciliation at this interval until stopped")
+	fl.StringVar(&f.loginURL, "login-url", "", "--api: the login host, instead of login.<region> (proxies, tests; env CUSTODY_GENESYS_LOGIN_URL)")
+	fl.StringVar(&f.apiURL, "api-url", "", "--api: the API host, instead of api.<region> (env CUSTODY_GENESYS_API_URL)")
+	fl.DurationVar(&f.pollInterval, "poll-interval", 0, "--api: wait between two polls of a job's state (default 3s)")
 	return cmd
 }
 
@@ -200,6 +207,14 @@ func lineErrors(err error) int {
 	}
 	walk(err)
 	return n
+}
+
+// joined counts the errors joined in err (1 for a single one).
+func joined(err error) int {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return len(j.Unwrap())
+	}
+	return 1
 }
 
 // openInput opens --from: a file, or stdin for "-".
@@ -273,7 +288,7 @@ func ingestCXoneCmd(g *globals) *cobra.Command {
 				if ferr != nil {
 					// The file is checked as a whole: a rejected line stores nothing.
 					fmt.Fprintln(g.stderr, ferr)
-					t.rejected++
+					t.rejected += max(joined(ferr), 1)
 					report()
 					return exitError{1}
 				}

@@ -459,9 +459,12 @@ func (s *Server) platform(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusUnauthorized, SignatureHeader+": "+err.Error())
 			return
 		}
-	} else if p, ok := s.authenticate(r); !ok || p.role != RoleIngest {
+	} else if p, ok := s.authenticate(r); !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="custody"`)
 		writeError(w, http.StatusUnauthorized, "a signature or a bearer token of role ingest is required")
+		return
+	} else if p.role != RoleIngest {
+		writeError(w, http.StatusForbidden, "only a token of role ingest may post platform payloads")
 		return
 	}
 	platform := r.PathValue("platform")

@@ -291,7 +291,7 @@ func TestPlatformIngestAuth(t *testing.T) {
 		{"ingest token", "POST", "/v1/ingest/acme", ingestToken, "", body, 200},
 		{"signature", "POST", "/v1/ingest/acme", "", sign(webhookKey, time.Now(), body), body, 200},
 		{"bad signature wins over a good token", "POST", "/v1/ingest/acme", ingestToken, sign([]byte("another-key-0123456789abcdef012345"), time.Now(), body), body, 401},
-		{"auditor token may not ingest", "POST", "/v1/ingest/acme", auditorToken, "", body, 401},
+		{"auditor token may not ingest", "POST", "/v1/ingest/acme", auditorToken, "", body, 403},
 		{"nothing", "POST", "/v1/ingest/acme", "", "", body, 401},
 		{"unknown platform", "POST", "/v1/ingest/other", ingestToken, "", body, 404},
 		{"not JSON", "POST", "/v1/ingest/acme", ingestToken, "", []byte("{"), 400},
