@@ -255,6 +255,7 @@ func (v *View) Apply(ctx context.Context, batch []domain.Stored) (err error) {
 		if err := v.loadLive(ctx, tx); err != nil {
 			return err
 		}
+		v.loaded = cp // the ledger reflects the store at cp, even if the batch applies nothing
 	}
 	st, err := v.state(ctx, tx)
 	if err != nil {

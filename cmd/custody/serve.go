@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/custody/custody/integration/api"
 	"github.com/custody/custody/projections"
+	"github.com/custody/custody/streams"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 )
@@ -68,7 +71,16 @@ func (g *globals) serve(ctx context.Context, f serveFlags, ready func(*session, 
 		logger.Info("connected to external log", "data", g.data)
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "custody_backup_age_seconds",
+			Help: "Seconds since the last successful custody backup of this data directory began; +Inf if none."},
+			func() float64 {
+				t, err := streams.LastBackup(g.data)
+				if err != nil || t.IsZero() {
+					return math.Inf(1)
+				}
+				return time.Since(t).Seconds()
+			}))
 	grp, gctx := errgroup.WithContext(ctx)
 	grp.Go(func() error {
 		return sess.runProjectors(gctx, func(msg string, args ...any) { logger.Warn(msg, args...) })
