@@ -36,6 +36,21 @@ func (t *ingestTotals) add(res []api.IngestResult) {
 	}
 }
 
+// emitTo is an adapter's Emit: it stores a page of events and fails (so the adapter's
+// watermark does not move past them) when the log did not acknowledge one.
+func (t *ingestTotals) emitTo(s *session, tl *projections.Timeline) func(context.Context, []domain.Event) error {
+	return func(ctx context.Context, evs []domain.Event) error {
+		res := s.storeEvents(ctx, tl, evs)
+		t.add(res)
+		for _, r := range res {
+			if r.Status == api.StatusFailed {
+				return fmt.Errorf("the log did not acknowledge event %s: %s", r.ID, r.Reason)
+			}
+		}
+		return nil
+	}
+}
+
 // storeEvents validates mapped events again (the contract is the log's gate, whoever
 // mapped them), answers known ids as duplicates and publishes the rest.
 func (s *session) storeEvents(ctx context.Context, tl *projections.Timeline, evs []domain.Event) []api.IngestResult {
@@ -146,16 +161,7 @@ func ingestGenesysCmd(g *globals) *cobra.Command {
 				if err := os.MkdirAll(filepath.Dir(wm.Path), 0o700); err != nil {
 					return err
 				}
-				b, err := genesys.NewBackfill(cfg, wm, func(ctx context.Context, evs []domain.Event) error {
-					res := sess.storeEvents(ctx, tl, evs)
-					t.add(res)
-					for _, r := range res {
-						if r.Status == api.StatusFailed {
-							return fmt.Errorf("the log did not acknowledge event %s: %s", r.ID, r.Reason)
-						}
-					}
-					return nil
-				})
+				b, err := genesys.NewBackfill(cfg, wm, t.emitTo(sess, tl))
 				if err != nil {
 					return err
 				}
@@ -297,16 +303,7 @@ func ingestCXoneCmd(g *globals) *cobra.Command {
 				cfg := cxone.Config{Issuer: f.issuer, APIBaseURL: f.apiBase, ClientID: f.clientID, ClientSecret: cxone.Secret{File: f.clientSecret},
 					AccessKeyID: f.accessKeyID, AccessKeySecret: cxone.Secret{File: f.accessKey}, Mapping: mapping, AllowUnknownFields: f.allowUnknown,
 					Watermark: cxone.NewFileWatermark(filepath.Join(g.data, "ingest", "cxone.json")), Logger: g.logger(),
-					Emit: func(ctx context.Context, evs []domain.Event) error {
-						res := sess.storeEvents(ctx, tl, evs)
-						t.add(res)
-						for _, r := range res {
-							if r.Status == api.StatusFailed {
-								return fmt.Errorf("the log did not acknowledge event %s: %s", r.ID, r.Reason)
-							}
-						}
-						return nil
-					}}
+					Emit: t.emitTo(sess, tl)}
 				if err := os.MkdirAll(filepath.Join(g.data, "ingest"), 0o700); err != nil {
 					return err
 				}

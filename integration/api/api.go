@@ -420,21 +420,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	results := s.cfg.Ingester.Ingest(r.Context(), msgs)
-	counts := map[string]int{}
-	for _, res := range results {
-		counts[res.Status]++
-	}
-	status := http.StatusOK
-	if counts[StatusFailed] > 0 {
-		status = http.StatusServiceUnavailable
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{
-		"results": results, "stored": counts[StatusStored], "duplicates": counts[StatusDuplicate],
-		"rejected": counts[StatusRejected], "failed": counts[StatusFailed],
-	})
+	counts := writeResults(w, results)
 	s.cfg.Logger.Info("events", "events", len(msgs), "stored", counts[StatusStored], "duplicates", counts[StatusDuplicate],
 		"rejected", counts[StatusRejected], "failed", counts[StatusFailed], "ms", time.Since(start).Milliseconds())
 }
@@ -480,6 +466,14 @@ func (s *Server) platform(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
+	counts := writeResults(w, results)
+	s.cfg.Logger.Info("ingest", "platform", platform, "events", len(results), "stored", counts[StatusStored],
+		"failed", counts[StatusFailed], "ms", time.Since(start).Milliseconds())
+}
+
+// writeResults answers an ingest with one result per event and the counts by status:
+// 200, or 503 when the log did not acknowledge some (post again). It returns the counts.
+func writeResults(w http.ResponseWriter, results []IngestResult) map[string]int {
 	counts := map[string]int{}
 	for _, res := range results {
 		counts[res.Status]++
@@ -495,6 +489,5 @@ func (s *Server) platform(w http.ResponseWriter, r *http.Request) {
 		"results": results, "stored": counts[StatusStored], "duplicates": counts[StatusDuplicate],
 		"rejected": counts[StatusRejected], "failed": counts[StatusFailed],
 	})
-	s.cfg.Logger.Info("ingest", "platform", platform, "events", len(results), "stored", counts[StatusStored],
-		"failed", counts[StatusFailed], "ms", time.Since(start).Milliseconds())
+	return counts
 }
