@@ -180,6 +180,30 @@ var migrations = []string{
 		body TEXT NOT NULL
 	)`,
 	`CREATE INDEX alerts_unpublished ON alerts (published)`,
+	// Dead letters: messages a projector could not apply, parked with the checkpoint
+	// moving past them (deadletters.go).
+	`CREATE TABLE dead_letters (
+		projector TEXT NOT NULL,
+		seq BIGINT NOT NULL,
+		subject TEXT NOT NULL,
+		reason TEXT NOT NULL,
+		parked_at TEXT NOT NULL,
+		resolved_at TEXT,
+		resolution TEXT NOT NULL,
+		PRIMARY KEY (projector, seq)
+	)`,
+	// Leases: which process applies a projector now (lease.go).
+	`CREATE TABLE leases (
+		name TEXT PRIMARY KEY,
+		holder TEXT NOT NULL,
+		expires_at TEXT NOT NULL,
+		since TEXT NOT NULL
+	)`,
+	// The store's identity (its durable consumers are named after it) and other facts.
+	`CREATE TABLE store_meta (
+		key TEXT PRIMARY KEY,
+		value TEXT NOT NULL
+	)`,
 }
 
 // sortableTime is the fixed-width UTC form stored in SQL, so that text comparison is
@@ -218,6 +242,9 @@ func (s *Store) migrate(ctx context.Context) error {
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO schema_migrations (version) VALUES (?)`), v); err != nil {
 			return fmt.Errorf("migrate %d: %w", v, err)
 		}
+	}
+	if err := s.ensureID(ctx, tx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migrate: %w", err)

@@ -100,7 +100,7 @@ func (p *Publisher) commitBatch(ctx context.Context, msgs []Outgoing, res []Resu
 				copy(res, p.publishOneByOne(ctx, msgs, attempt > 0))
 				return
 			}
-			if apiErr.ErrorCode != errCodeBatchIncomplete && apiErr.ErrorCode != errCodeBatchInflight {
+			if apiErr.ErrorCode != errCodeBatchIncomplete && apiErr.ErrorCode != errCodeBatchInflight && apiErr.Code != 503 {
 				for i := range res {
 					res[i] = Result{Status: Rejected, Err: fmt.Errorf("log refused the batch: %w", err)}
 				}
@@ -116,7 +116,7 @@ func (p *Publisher) commitBatch(ctx context.Context, msgs []Outgoing, res []Resu
 		}
 	}
 	for i := range res {
-		res[i] = Result{Status: Rejected, Err: fmt.Errorf("publish %s: outcome unknown: %w", msgs[i].ID, lastErr)}
+		res[i] = Result{Status: Rejected, Err: fmt.Errorf("publish %s: %w: %w", msgs[i].ID, ErrOutcomeUnknown, lastErr)}
 	}
 }
 

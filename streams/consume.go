@@ -62,6 +62,27 @@ type ConsumerConfig struct {
 	// Until, if set, stops CatchUp at this sequence instead of the last one stored.
 	// Optional.
 	Until uint64
+	// Durable names the durable consumer. Optional; default "custody-" + the
+	// projector's name. Processes that keep the projector in different stores need
+	// different names (they are at different positions); processes sharing one store
+	// share the name and take turns through a lease (docs/adr/0009-ha-projectors.md).
+	Durable string
+	// MaxDeliver is how many times a message that cannot be decoded is delivered before
+	// it is parked as a dead letter (projectors that implement Parker) or halts the
+	// projector (the others). Optional; default 3.
+	MaxDeliver int
+	// Decode turns stored bytes into an event. Optional; default domain.Parse.
+	Decode func([]byte) (domain.Event, error)
+	// Logf, if set, is told why the loop restarted its consumer. Optional.
+	Logf func(msg string, args ...any)
+}
+
+// Parker is implemented by projectors that can park a message they cannot apply: the
+// dead letter (sequence, subject, reason) and the checkpoint moving past it are recorded
+// in one transaction, so the sequence is accounted for and the no-gap rule holds. The
+// message itself stays in the log, where a redrive reads it again.
+type Parker interface {
+	Park(ctx context.Context, seq uint64, subject, reason string) error
 }
 
 func (c *ConsumerConfig) setDefaults() {
@@ -74,6 +95,15 @@ func (c *ConsumerConfig) setDefaults() {
 	if c.MaxWait == 0 {
 		c.MaxWait = time.Second
 	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = 3
+	}
+	if c.Decode == nil {
+		c.Decode = domain.Parse
+	}
+	if c.Logf == nil {
+		c.Logf = func(string, ...any) {}
+	}
 }
 
 // Consumer feeds one projector from the log, exactly once by sequence: a delivered
@@ -82,12 +112,14 @@ type Consumer struct {
 	js   jetstream.JetStream
 	proj Projector
 	cfg  ConsumerConfig
+	// deliveries counts the deliveries of an undecodable message, by sequence.
+	deliveries map[uint64]int
 }
 
 // NewConsumer returns a consume loop for proj.
 func NewConsumer(js jetstream.JetStream, proj Projector, cfg ConsumerConfig) *Consumer {
 	cfg.setDefaults()
-	return &Consumer{js: js, proj: proj, cfg: cfg}
+	return &Consumer{js: js, proj: proj, cfg: cfg, deliveries: map[uint64]int{}}
 }
 
 // Run applies events until ctx is done. It returns nil on cancellation.
@@ -127,27 +159,79 @@ func (c *Consumer) run(ctx context.Context, untilLast bool) error {
 	if c.cfg.Until > 0 && c.cfg.Until < last {
 		last = c.cfg.Until
 	}
+	restarts := 0
 	for {
 		if untilLast && cp >= last {
 			return nil
 		}
 		// follow returns errMovedBack when another process moved the checkpoint back
-		// (a rebuild was swapped in): read again from right after it.
+		// (a rebuild was swapped in): read again from right after it. It returns a
+		// restart when the delivery went wrong but the log is intact (a consumer lost
+		// with a node, a stalled pull, a delivery gap over sequences the log holds): the
+		// consumer is made again at the checkpoint, which is authoritative.
 		next, err := c.follow(ctx, stream, cp, last, untilLast)
-		if !errors.Is(err, errMovedBack) {
-			return err
+		var r *restart
+		switch {
+		case errors.Is(err, errMovedBack):
+			cp, restarts = next, 0
+			continue
+		case errors.As(err, &r) && ctx.Err() == nil:
+			if next > cp {
+				restarts = 0 // it made progress before it failed
+			}
+			cp = next
+			restarts++
+			if untilLast && restarts > maxCatchUpRestarts {
+				return fmt.Errorf("%s: gave up after %d restarts: %w", c.proj.Name(), restarts-1, r.err)
+			}
+			c.cfg.Logf("consumer restarted", "projector", c.proj.Name(), "at", cp, "reason", r.err.Error())
+			sleepCtx(ctx, min(time.Duration(restarts)*100*time.Millisecond, 2*time.Second))
+			continue
 		}
-		cp = next
+		return err
 	}
 }
 
+// maxCatchUpRestarts bounds how often a one-off catch-up makes its consumer again
+// before it gives up; a long-running loop tries for as long as it runs.
+const maxCatchUpRestarts = 20
+
 var errMovedBack = errors.New("checkpoint moved back")
+
+// restart is a delivery problem the loop recovers from by making its consumer again at
+// the checkpoint.
+type restart struct{ err error }
+
+func (r *restart) Error() string { return "restart: " + r.err.Error() }
+func (r *restart) Unwrap() error { return r.err }
+
+// stallAfter is how long the loop waits for a delivery while the log holds events after
+// its checkpoint before it decides the pull was lost (a node restarted with it) and
+// makes its consumer again.
+const stallAfter = 5 * time.Second
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
 
 // fetched is one decoded batch from the reader (empty: the log was idle for MaxWait).
 type fetched struct {
-	batch []domain.Stored
-	last  jetstream.Msg
-	err   error
+	batch  []domain.Stored
+	last   jetstream.Msg
+	err    error
+	poison *poison // a message after the batch that does not decode
+}
+
+// poison is a stored message that is not a valid event.
+type poison struct {
+	seq     uint64
+	subject string
+	err     error
 }
 
 // follow applies events after cp. A reader goroutine fetches and decodes the next batch
@@ -183,6 +267,8 @@ func (c *Consumer) follow(ctx context.Context, stream jetstream.Stream, cp, last
 	}()
 
 	checked := time.Now()
+	progressed := time.Now() // the last delivery, or the start
+	var stallChecked time.Time
 	for {
 		var f fetched
 		var ok bool
@@ -195,7 +281,7 @@ func (c *Consumer) follow(ctx context.Context, stream jetstream.Stream, cp, last
 			return cp, ctx.Err() // the reader reached the last sequence
 		}
 		var pending error // an error behind the batches already read: apply them first
-		for drained := false; !drained && f.err == nil && len(f.batch) < c.cfg.Batch; {
+		for drained := false; !drained && f.err == nil && f.poison == nil && len(f.batch) < c.cfg.Batch; {
 			select {
 			case g, ok := <-out:
 				switch {
@@ -203,8 +289,13 @@ func (c *Consumer) follow(ctx context.Context, stream jetstream.Stream, cp, last
 					drained = true
 				case g.err != nil:
 					pending, drained = g.err, true
-				case len(g.batch) > 0:
-					f.batch, f.last = append(f.batch, g.batch...), g.last
+				default:
+					if len(g.batch) > 0 {
+						f.batch, f.last = append(f.batch, g.batch...), g.last
+					}
+					if g.poison != nil {
+						f.poison, drained = g.poison, true
+					}
 				}
 			default:
 				drained = true
@@ -213,8 +304,19 @@ func (c *Consumer) follow(ctx context.Context, stream jetstream.Stream, cp, last
 		if f.err != nil {
 			return cp, f.err
 		}
-		if len(f.batch) == 0 && c.cfg.Idle != nil && ctx.Err() == nil {
-			c.cfg.Idle(ctx)
+		if len(f.batch) > 0 || f.poison != nil {
+			progressed = time.Now()
+		} else {
+			if c.cfg.Idle != nil && ctx.Err() == nil {
+				c.cfg.Idle(ctx)
+			}
+			// Nothing came: either the log is idle, or the pull was lost with a node.
+			if time.Since(progressed) >= stallAfter && time.Since(stallChecked) >= stallAfter {
+				stallChecked = time.Now()
+				if info, err := stream.Info(ctx); err == nil && info.State.LastSeq > cp {
+					return cp, &restart{fmt.Errorf("no delivery for %s while the log holds %d after %d", time.Since(progressed).Round(time.Second), info.State.LastSeq, cp)}
+				}
+			}
 		}
 		// Another process may have moved the checkpoint: ahead (it applied events
 		// first; they are skipped) or back (a rebuild was swapped in). Looked at once a
@@ -246,6 +348,17 @@ func (c *Consumer) follow(ctx context.Context, stream jetstream.Stream, cp, last
 				c.cfg.Progress(cp, max(last, cp))
 			}
 		}
+		if f.poison != nil {
+			if err := c.park(ctx, f.poison, cp); err != nil {
+				return cp, err
+			}
+			// Parked: the checkpoint is past it. Not parked yet: deliver it again.
+			if now, err := c.proj.Checkpoint(ctx); err == nil && now >= f.poison.seq {
+				cp = f.poison.seq
+				return cp, &restart{fmt.Errorf("sequence %d parked as a dead letter", cp)}
+			}
+			return cp, &restart{fmt.Errorf("sequence %d does not decode (delivery %d of %d)", f.poison.seq, c.deliveries[f.poison.seq], c.cfg.MaxDeliver)}
+		}
 		if pending != nil {
 			return cp, pending
 		}
@@ -253,6 +366,30 @@ func (c *Consumer) follow(ctx context.Context, stream jetstream.Stream, cp, last
 			return cp, nil
 		}
 	}
+}
+
+// park counts a delivery of an undecodable message and parks it once it has been
+// delivered MaxDeliver times, if the projector can park; otherwise it halts with
+// ErrUndecodable.
+func (c *Consumer) park(ctx context.Context, p *poison, cp uint64) error {
+	if p.seq != cp+1 {
+		return &restart{fmt.Errorf("undecodable sequence %d ahead of checkpoint %d", p.seq, cp)}
+	}
+	c.deliveries[p.seq]++
+	if c.deliveries[p.seq] < c.cfg.MaxDeliver {
+		return nil
+	}
+	reason := fmt.Sprintf("%v: %v", ErrUndecodable, p.err)
+	pk, ok := c.proj.(Parker)
+	if !ok {
+		return fmt.Errorf("%s: sequence %d: %w: %v", c.proj.Name(), p.seq, ErrUndecodable, p.err)
+	}
+	if err := pk.Park(ctx, p.seq, p.subject, reason); err != nil {
+		return fmt.Errorf("%s: park sequence %d: %w", c.proj.Name(), p.seq, err)
+	}
+	delete(c.deliveries, p.seq)
+	c.cfg.Logf("dead letter parked", "projector", c.proj.Name(), "seq", p.seq, "reason", reason)
+	return nil
 }
 
 // read fetches and decodes batches after cp and sends them on out until ctx is done,
@@ -288,7 +425,9 @@ func (c *Consumer) read(ctx context.Context, it jetstream.MessagesContext, cp, l
 				if errors.Is(err, nats.ErrTimeout) {
 					break
 				}
-				fail(fmt.Errorf("%s: consume: %w", c.proj.Name(), err))
+				// The consumer went away (deleted, lost with its node, heartbeats
+				// missed, the connection reconnecting): make it again.
+				fail(&restart{fmt.Errorf("%s: consume: %w", c.proj.Name(), err)})
 				return
 			}
 			if first.IsZero() {
@@ -305,13 +444,13 @@ func (c *Consumer) read(ctx context.Context, it jetstream.MessagesContext, cp, l
 				continue // applied before a crash or redelivered: skip
 			}
 			if seq != cp+1 {
-				fail(fmt.Errorf("%s: %w: expected sequence %d, got %d", c.proj.Name(), ErrGap, cp+1, seq))
+				fail(c.gap(ctx, cp, seq))
 				return
 			}
 			var ev domain.Event
 			if !c.cfg.Raw {
-				if ev, err = domain.Parse(m.Data()); err != nil {
-					fail(fmt.Errorf("%s: sequence %d: %w: %v", c.proj.Name(), seq, ErrUndecodable, err))
+				if ev, err = c.cfg.Decode(m.Data()); err != nil {
+					send(fetched{batch: batch, last: lastMsg, poison: &poison{seq: seq, subject: m.Subject(), err: err}})
 					return
 				}
 			}
@@ -331,6 +470,23 @@ func (c *Consumer) read(ctx context.Context, it jetstream.MessagesContext, cp, l
 	}
 }
 
+// gap decides what a delivery that skips sequences means: the log holds the next
+// sequence (deliveries were lost, e.g. with a consumer's leader): make the consumer again;
+// the log does not hold it: a real gap, which halts the projector with ErrGap.
+func (c *Consumer) gap(ctx context.Context, cp, got uint64) error {
+	stream, err := c.js.Stream(ctx, c.cfg.Stream)
+	if err == nil {
+		_, err = stream.GetMsg(ctx, cp+1)
+		if err == nil {
+			return &restart{fmt.Errorf("delivery skipped from %d to %d; the log holds %d", cp, got, cp+1)}
+		}
+	}
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("%s: %w: expected sequence %d, got %d", c.proj.Name(), ErrGap, cp+1, got)
+	}
+	return &restart{fmt.Errorf("delivery skipped from %d to %d: %w", cp, got, err)}
+}
+
 // consumer returns the durable consumer positioned right after cp, re-creating it when
 // its position disagrees with the checkpoint (the checkpoint is authoritative), or an
 // ordered consumer in ephemeral mode.
@@ -341,7 +497,10 @@ func (c *Consumer) consumer(ctx context.Context, stream jetstream.Stream, cp uin
 			OptStartSeq:   cp + 1,
 		})
 	}
-	name := "custody-" + c.proj.Name()
+	name := c.cfg.Durable
+	if name == "" {
+		name = "custody-" + c.proj.Name()
+	}
 	if existing, err := stream.Consumer(ctx, name); err == nil {
 		ci := existing.CachedInfo()
 		if ci.AckFloor.Stream == cp && ci.NumAckPending == 0 {
@@ -360,6 +519,9 @@ func (c *Consumer) consumer(ctx context.Context, stream jetstream.Stream, cp uin
 		AckWait:       5 * time.Minute,
 		MaxAckPending: -1,
 		MaxWaiting:    16,
+		// A durable whose store is gone (a removed data directory, a test) is removed
+		// by the server after a week unused; a running projector pulls every second.
+		InactiveThreshold: 7 * 24 * time.Hour,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: create consumer: %w", c.proj.Name(), err)

@@ -38,6 +38,12 @@ func (s Status) String() string {
 	return "unknown"
 }
 
+// ErrOutcomeUnknown is wrapped by the error of a Rejected result whose outcome the log
+// never settled (no acknowledgement, no quorum, the context ended): the event may still
+// be stored, once; send it again with the same id to learn which. Any other Rejected
+// result is a refusal by the log.
+var ErrOutcomeUnknown = errors.New("outcome unknown")
+
 // Result is the outcome of publishing one event.
 type Result struct {
 	Status Status
@@ -127,7 +133,11 @@ func NewPublisher(nc *nats.Conn, cfg PublisherConfig) (*Publisher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(cfg.MaxInFlight*2))
+	// The async timeout makes the client forget an acknowledgement that never comes (a
+	// leader that died with the request, a subject nobody answers): without it the
+	// lost futures count against MaxPending for good and publishing stalls.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(cfg.MaxInFlight*2),
+		jetstream.WithPublishAsyncTimeout(cfg.AckTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("publisher: %w", err)
 	}
@@ -165,7 +175,7 @@ func (p *Publisher) PublishAll(ctx context.Context, msgs []Outgoing) []Result {
 					res[i].Err = ctx.Err()
 				}
 				res[i].Status = Rejected
-				res[i].Err = fmt.Errorf("publish %s: outcome unknown after %d attempts: %w", msgs[i].ID, attempt+1, res[i].Err)
+				res[i].Err = fmt.Errorf("publish %s: %w after %d attempts: %w", msgs[i].ID, ErrOutcomeUnknown, attempt+1, res[i].Err)
 			}
 			break
 		}
@@ -240,10 +250,23 @@ func ackResult(ack *jetstream.PubAck, isRetry bool) Result {
 	return Result{Status: Stored, Seq: ack.Sequence}
 }
 
+// Server errors whose outcome is unknown rather than a refusal: the message may be
+// stored once the cluster settles, so it is sent again with the same id.
+const (
+	// errDuplicateInProcess (409, "duplicate message id is in process"): an earlier
+	// attempt with this id is being replicated; it is stored once quorum returns.
+	errDuplicateInProcess = 10158
+)
+
 // classify separates a definite refusal by the log (final) from an unknown outcome.
+// 503 answers (no quorum, a leader election, store failures) and a duplicate still in
+// process are unknown outcomes: retried with the same id, so never stored twice.
 func classify(err error) (Result, bool) {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
+		if apiErr.Code == 503 || apiErr.ErrorCode == errDuplicateInProcess {
+			return Result{}, false
+		}
 		return Result{Status: Rejected, Err: fmt.Errorf("log refused the event: %w", err)}, true
 	}
 	if errors.Is(err, nats.ErrMaxPayload) {

@@ -162,12 +162,16 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg LogConfig) e
 		if err := checkSettings(have, want); err != nil {
 			return err
 		}
-		if have.AllowAtomicPublish != want.AllowAtomicPublish || have.MaxAge < want.MaxAge || have.Duplicates != want.Duplicates {
+		if have.AllowAtomicPublish != want.AllowAtomicPublish || have.MaxAge < want.MaxAge || have.Duplicates != want.Duplicates || have.Replicas < want.Replicas {
 			upd := have
 			upd.AllowAtomicPublish = want.AllowAtomicPublish
 			upd.MaxAge = max(have.MaxAge, want.MaxAge) // never shorten what is already kept
 			upd.Duplicates = want.Duplicates
+			upd.Replicas = max(have.Replicas, want.Replicas) // never fewer copies
 			if _, err := js.UpdateStream(ctx, upd); err != nil {
+				if have.Replicas < want.Replicas {
+					return fmt.Errorf("stream %s: %w: %d replicas, %d required, and raising them failed: %w", want.Name, ErrStreamSettings, have.Replicas, want.Replicas, err)
+				}
 				return fmt.Errorf("update stream %s: %w", want.Name, err)
 			}
 		}

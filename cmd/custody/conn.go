@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -33,6 +35,20 @@ type session struct {
 	// keep the store current; this process only reads it.
 	held bool
 	g    *globals
+	// holderID names this process in the store's leases (see holder).
+	holderID string
+}
+
+// holder is this process's name in the store's leases: host, pid and a random part,
+// so that two live processes never share it.
+func (s *session) holder() string {
+	if s.holderID == "" {
+		host, _ := os.Hostname()
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		s.holderID = fmt.Sprintf("%s/%d/%x", host, os.Getpid(), b)
+	}
+	return s.holderID
 }
 
 type connectOpts struct {
@@ -84,7 +100,7 @@ func (g *globals) connect(ctx context.Context, o connectOpts) (*session, error) 
 		return nil, err
 	}
 	if !o.readOnly {
-		if err := streams.EnsureStreams(ctx, s.js, streams.LogConfig{}); err != nil {
+		if err := streams.EnsureStreams(ctx, s.js, streams.LogConfig{Replicas: g.replicas}); err != nil {
 			s.close()
 			return nil, err
 		}
@@ -174,7 +190,7 @@ func (s *session) catchUpTimeline(ctx context.Context) (*projections.Timeline, e
 	if s.held {
 		return tl, s.waitFor(ctx, []string{projections.TimelineName})
 	}
-	c := streams.NewConsumer(s.js, tl, streams.ConsumerConfig{Ephemeral: true})
+	c := streams.NewConsumer(s.js, tl, streams.ConsumerConfig{Ephemeral: true, Decode: s.decoder()})
 	if err := c.CatchUp(ctx); err != nil {
 		return nil, fmt.Errorf("index: %w", err)
 	}

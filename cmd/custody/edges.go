@@ -116,6 +116,10 @@ func (in ingester) ingestRaw(ctx context.Context, raws [][]byte) []api.IngestRes
 		case streams.Duplicate:
 			res[i].Status, res[i].Seq = api.StatusDuplicate, r.Seq
 		case streams.Rejected:
+			if errors.Is(r.Err, streams.ErrOutcomeUnknown) { // may yet be stored: post again
+				res[i].Status, res[i].Reason = api.StatusFailed, errString(r.Err)
+				break
+			}
 			res[i].Status, res[i].Reason = api.StatusRejected, errString(r.Err)
 		default:
 			res[i].Status, res[i].Reason = api.StatusFailed, errString(r.Err)

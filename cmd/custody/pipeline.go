@@ -41,7 +41,7 @@ func (s *session) catchUp(ctx context.Context) error {
 	for _, v := range views {
 		projs = append(projs, v)
 	}
-	c := streams.NewConsumer(s.js, streams.NewFanout("catch-up", projs...), streams.ConsumerConfig{Ephemeral: true})
+	c := streams.NewConsumer(s.js, streams.NewFanout("catch-up", projs...), streams.ConsumerConfig{Ephemeral: true, Decode: s.decoder()})
 	if err := c.CatchUp(ctx); err != nil {
 		return err
 	}
@@ -86,7 +86,11 @@ func (s *session) flushOutbox(ctx context.Context) (int, error) {
 }
 
 // runProjectors runs the timeline, the five views (each on its own durable consumer),
-// the alerts outbox and the retention clock until ctx ends.
+// the alerts outbox and the retention clock until ctx ends. Each of them runs under a
+// lease on the store (docs/adr/0009-ha-projectors.md): processes sharing a store take
+// turns, one applying and the others standing by to take over within seconds. A
+// projector that fails is started again after a pause that grows with each failure; an
+// error never ends the process.
 func (s *session) runProjectors(ctx context.Context, log func(string, ...any)) error {
 	raised := make(chan struct{}, 1)
 	wake := func() {
@@ -104,18 +108,36 @@ func (s *session) runProjectors(ctx context.Context, log func(string, ...any)) e
 		return err
 	}
 	defer closeTree()
+	storeID, err := s.store.ID(ctx)
+	if err != nil {
+		return err
+	}
+	consumerCfg := func(name string, cfg streams.ConsumerConfig) streams.ConsumerConfig {
+		cfg.Durable = "custody-" + storeID + "-" + name
+		cfg.Logf = log
+		cfg.Decode = s.decoder()
+		return cfg
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		return streams.NewConsumer(s.js, projections.NewTimeline(s.store), streams.ConsumerConfig{MaxWait: 250 * time.Millisecond}).Run(gctx)
+	run := func(name string, fn func(ctx context.Context) error) {
+		g.Go(func() error { return s.supervise(gctx, name, log, fn) })
+	}
+	run(projections.TimelineName, func(ctx context.Context) error {
+		return streams.NewConsumer(s.js, projections.NewTimeline(s.store), consumerCfg(projections.TimelineName, streams.ConsumerConfig{MaxWait: 250 * time.Millisecond})).Run(ctx)
 	})
 	if ip != nil { // else another process keeps the tree
-		g.Go(func() error {
+		g.Go(func() error { // the tree file is this data directory's: no lease on the store
 			idle := func(ctx context.Context) {
 				if err := ip.Tick(ctx); err != nil && ctx.Err() == nil {
 					log("integrity", "err", err)
 				}
 			}
-			return streams.NewConsumer(s.js, ip, streams.ConsumerConfig{MaxWait: time.Second, Batch: 5000, Raw: true, Idle: idle}).Run(gctx)
+			return supervised(gctx, "integrity", log, func(ctx context.Context) error {
+				return streams.NewConsumer(s.js, ip, streams.ConsumerConfig{MaxWait: time.Second, Batch: 5000, Raw: true, Idle: idle, Logf: log,
+					// The tree is this data directory's own: an ordered consumer, never a
+					// durable that another process's tree could share.
+					Ephemeral: true}).Run(ctx)
+			})
 		})
 	}
 	for _, v := range views {
@@ -129,24 +151,71 @@ func (s *session) runProjectors(ctx context.Context, log func(string, ...any)) e
 				log("clock", "view", v.Name(), "err", err)
 			}
 		}
-		g.Go(func() error {
-			return streams.NewConsumer(s.js, v, streams.ConsumerConfig{MaxWait: 250 * time.Millisecond, Batch: 500, Idle: idle}).Run(gctx)
+		run(v.Name(), func(ctx context.Context) error {
+			return streams.NewConsumer(s.js, v, consumerCfg(v.Name(), streams.ConsumerConfig{MaxWait: 250 * time.Millisecond, Batch: 500, Idle: idle})).Run(ctx)
 		})
 	}
-	g.Go(func() error { // the alerts outbox: woken by every commit that raised alerts, and every second
+	run("outbox", func(ctx context.Context) error { // woken by every commit that raised alerts, and every second
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {
 			select {
-			case <-gctx.Done():
+			case <-ctx.Done():
 				return nil
 			case <-t.C:
 			case <-raised:
 			}
-			if _, err := s.flushOutbox(gctx); err != nil && gctx.Err() == nil {
+			if _, err := s.flushOutbox(ctx); err != nil && ctx.Err() == nil {
 				log("alerts outbox", "err", err)
 			}
 		}
 	})
 	return g.Wait()
+}
+
+// leaseTTL is how long a projector's lease lasts unrenewed: the longest a standby waits
+// for a holder that died.
+const leaseTTL = 5 * time.Second
+
+// supervise runs fn under the store's lease for name; see runProjectors.
+func (s *session) supervise(ctx context.Context, name string, log func(string, ...any), fn func(context.Context) error) error {
+	lease, err := s.store.NewLease(projections.LeaseConfig{Name: name, Holder: s.holder(), TTL: leaseTTL,
+		// The embedded log's data directory is locked by this process: no other process
+		// can be applying to the store beside it, so a lease left by a killed
+		// predecessor is taken at once.
+		TakeOver: s.embedded != nil,
+		OnChange: func(held bool) {
+			if held {
+				log("lease taken", "projector", name)
+			}
+		}})
+	if err != nil {
+		return err
+	}
+	return supervised(ctx, name, log, func(ctx context.Context) error { return lease.Run(ctx, fn) })
+}
+
+// supervised runs fn until ctx ends, again after each failure, after a pause that
+// doubles from 250 ms to 30 s (reset by a run that lasted a minute).
+func supervised(ctx context.Context, name string, log func(string, ...any), fn func(context.Context) error) error {
+	pause := 250 * time.Millisecond
+	for {
+		started := time.Now()
+		err := fn(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(started) > time.Minute {
+			pause = 250 * time.Millisecond
+		}
+		if err != nil {
+			log("projector stopped; starting it again", "projector", name, "err", err, "after", pause)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 30*time.Second)
+	}
 }

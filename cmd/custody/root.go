@@ -43,10 +43,16 @@ type globals struct {
 	checkpointInterval time.Duration
 	// encryptionKey is the file of the embedded store's encryption key.
 	encryptionKey string
-	stdin         io.Reader
-	stdout        io.Writer
-	stderr        io.Writer
-	log           *slog.Logger
+	// replicas is the replication factor custody's streams need (--replicas); 0 keeps
+	// the default (1).
+	replicas int
+	// decode is what projectors decode stored messages with; nil is domain.Parse. Tests
+	// stand in a fixed decoder here, as a newer custody would bring one.
+	decode func([]byte) (domain.Event, error)
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	log    *slog.Logger
 }
 
 // Run executes the custody command line with the given arguments and streams and returns
@@ -71,6 +77,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			applyEnv(cmd.Flags(), "checkpoint-every", "CUSTODY_CHECKPOINT_EVERY")
 			applyEnv(cmd.Flags(), "checkpoint-interval", "CUSTODY_CHECKPOINT_INTERVAL")
 			applyEnv(cmd.Flags(), "encryption-key", "CUSTODY_ENCRYPTION_KEY")
+			applyEnv(cmd.Flags(), "replicas", "CUSTODY_REPLICAS")
 			if g.lateness <= 0 || g.redaction <= 0 {
 				return fmt.Errorf("--lateness and --redaction-buffer must be positive durations")
 			}
@@ -100,9 +107,11 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	pf.DurationVar(&g.checkpointInterval, "checkpoint-interval", integrity.DefaultInterval, "and one of the current size when this long has passed and the log has grown (env CUSTODY_CHECKPOINT_INTERVAL)")
 	pf.StringVar(&g.encryptionKey, "encryption-key", "", "file holding the key that encrypts the embedded log at rest (JetStream's cipher); off when empty (env CUSTODY_ENCRYPTION_KEY)")
 	pf.StringVar(&g.store, "store", "", "projection store: empty or sqlite for DATA/custody.db, or a PostgreSQL URL postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?OPTIONS] (env CUSTODY_STORE)")
+	pf.IntVar(&g.replicas, "replicas", 0, "replicas custody's streams must have on a NATS cluster (1, 3 or 5): created so, raised to it when fewer (which needs a user allowed to update streams), never lowered; default 1 (env CUSTODY_REPLICAS)")
 	root.PersistentFlags().StringVar(&g.natsURL, "nats", "", "URL of an external NATS server with JetStream; empty runs the embedded server on --data (env CUSTODY_NATS_URL)")
 	root.AddCommand(publishCmd(g), simulateCmd(g), replayCmd(g), serveCmd(g), benchCmd(g), reportCmd(g), rebuildCmd(g), demoCmd(g),
-		verifyCmd(g), proveCmd(g), verifyProofCmd(g), keygenCmd(g), verifyReportCmd(g), ingestCmd(g), backupCmd(g), restoreCmd(g))
+		verifyCmd(g), proveCmd(g), verifyProofCmd(g), keygenCmd(g), verifyReportCmd(g), ingestCmd(g), backupCmd(g), restoreCmd(g),
+		deadLettersCmd(g))
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0

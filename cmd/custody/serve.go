@@ -80,6 +80,17 @@ func (g *globals) serve(ctx context.Context, f serveFlags, ready func(*session, 
 					return math.Inf(1)
 				}
 				return time.Since(t).Seconds()
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "custody_deadletters",
+			Help: "Messages the projectors parked because they could not apply them, not yet redriven (custody deadletters list)."},
+			func() float64 {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				n, err := sess.store.UnresolvedDeadLetters(ctx)
+				if err != nil {
+					return math.NaN()
+				}
+				return float64(n)
 			}))
 	grp, gctx := errgroup.WithContext(ctx)
 	grp.Go(func() error {
