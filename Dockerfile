@@ -35,7 +35,7 @@ ENTRYPOINT ["/nats-server", "-c", "/etc/nats/node.conf"]
 # token, and the provisioning of the streams at R3 as the NATS administrator.
 FROM alpine:3.22 AS tools
 RUN apk add --no-cache bash openssl ca-certificates
-COPY --from=build /out/custody /out/custody-provision /usr/local/bin/
+COPY --from=build /out/custody /usr/local/bin/
 COPY scripts/cluster.sh /usr/local/bin/cluster.sh
 
 # custody.

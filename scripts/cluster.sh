@@ -16,10 +16,11 @@
 #   scripts/cluster.sh status              processes, node health and the streams
 #   scripts/cluster.sh stop                stop what start started (by the recorded pids)
 #   scripts/cluster.sh clean               stop, then remove the state directory
-#   scripts/cluster.sh build [DIR]         only build nats-server, custody and
-#                                          custody-provision (static) into DIR
+#   scripts/cluster.sh build [DIR]         only build nats-server and custody (static)
+#                                          into DIR
 #   scripts/cluster.sh certs DIR           only generate the CA and the node certificate
 #   scripts/cluster.sh provision           create (or verify) the streams at R3, as admin
+#                                          (custody streams provision --replicas 3)
 #
 # Environment:
 #   CUSTODY_CLUSTER_DIR        state: binaries, certificates, passwords, stores, logs, pids
@@ -34,9 +35,9 @@
 # nothing else; custody is the application user, which cannot delete or purge messages,
 # nor change or delete streams. Passwords are generated into STATE/secrets.env (0600).
 #
-# Known limitation: several custody serve processes against one cluster share their
-# durable consumer names (custody-<projector>) and so split deliveries; see
-# TestClusterTwoProcessesFollowTheLog in streams/cluster_test.go.
+# Several custody serve processes sharing one PostgreSQL store (start --serve 2) take
+# turns on each projector through leases in the store: one applies, the others stand by
+# (docs/adr/0009-ha-projectors.md).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -65,156 +66,15 @@ urls() { # urls SCHEME USER PASSWORD: every node's client URL, comma-separated
 
 # --- build -------------------------------------------------------------------------
 
-# The provisioner is a small program on custody's own streams package: it runs
-# streams.EnsureStreams as the administrator with three replicas, and raises the
-# replication factor of streams created with fewer. It is built from a Go workspace next
-# to the repository, so the repository gains no file.
-provisioner_source() {
-  cat <<'GO'
-// custody-provision creates custody's streams on a NATS cluster as its administrator, or
-// verifies them; generated and built by scripts/cluster.sh.
-//
-//	CUSTODY_PROVISION_URL       the admin user's URL(s), comma-separated (required)
-//	CUSTODY_PROVISION_CA        the CA file of the nodes' certificates (optional)
-//	CUSTODY_PROVISION_REPLICAS  the replication factor (default 3)
-//	CUSTODY_PROVISION_MODE      "status" only prints the streams
-package main
-
-import (
-	"context"
-	"errors"
-	"fmt"
-	"os"
-	"strconv"
-	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/custody/custody/streams"
-)
-
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "custody-provision:", err)
-		os.Exit(1)
-	}
-}
-
-func run() error {
-	url := os.Getenv("CUSTODY_PROVISION_URL")
-	if url == "" {
-		return errors.New("CUSTODY_PROVISION_URL is required")
-	}
-	replicas := 3
-	if v := os.Getenv("CUSTODY_PROVISION_REPLICAS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("CUSTODY_PROVISION_REPLICAS: %w", err)
-		}
-		replicas = n
-	}
-	opts := []nats.Option{nats.Name("custody-provision"), nats.RetryOnFailedConnect(true), nats.MaxReconnects(120), nats.ReconnectWait(500 * time.Millisecond)}
-	if ca := os.Getenv("CUSTODY_PROVISION_CA"); ca != "" {
-		opts = append(opts, nats.RootCAs(ca))
-	}
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	if os.Getenv("CUSTODY_PROVISION_MODE") != "status" {
-		if err := provision(js, replicas); err != nil {
-			return err
-		}
-	}
-	return status(js)
-}
-
-// provision retries while the cluster elects its leaders; weak settings are final.
-func provision(js jetstream.JetStream, replicas int) error {
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := ensure(ctx, js, replicas)
-		cancel()
-		if err == nil || errors.Is(err, streams.ErrStreamSettings) {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		fmt.Fprintln(os.Stderr, "custody-provision: retrying:", err)
-		time.Sleep(time.Second)
-	}
-}
-
-func ensure(ctx context.Context, js jetstream.JetStream, replicas int) error {
-	if err := streams.EnsureStreams(ctx, js, streams.LogConfig{Replicas: replicas}); err != nil {
-		return err
-	}
-	for _, want := range (streams.LogConfig{}).Configs() {
-		s, err := js.Stream(ctx, want.Name)
-		if err != nil {
-			return err
-		}
-		if have := s.CachedInfo().Config; have.Replicas < replicas {
-			have.Replicas = replicas
-			if _, err := js.UpdateStream(ctx, have); err != nil {
-				return fmt.Errorf("raise %s to %d replicas: %w", want.Name, replicas, err)
-			}
-		}
-	}
-	return nil
-}
-
-func status(js jetstream.JetStream) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, want := range (streams.LogConfig{}).Configs() {
-		s, err := js.Stream(ctx, want.Name)
-		if err != nil {
-			return fmt.Errorf("%s: %w", want.Name, err)
-		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			return fmt.Errorf("%s: %w", want.Name, err)
-		}
-		leader, replicas := "-", ""
-		if info.Cluster != nil {
-			leader = info.Cluster.Leader
-			for _, r := range info.Cluster.Replicas {
-				replicas += fmt.Sprintf(" %s(current=%v,lag=%d)", r.Name, r.Current, r.Lag)
-			}
-		}
-		fmt.Printf("%-18s replicas=%d leader=%s followers:%s messages=%d last=%d deny_delete=%v deny_purge=%v\n",
-			want.Name, info.Config.Replicas, leader, replicas, info.State.Msgs, info.State.LastSeq, info.Config.DenyDelete, info.Config.DenyPurge)
-	}
-	return nil
-}
-GO
-}
-
 cmd_build() {
   local out="${1:-$BIN}" work go_version
   command -v go >/dev/null || die "go is not on PATH"
   mkdir -p "$out"
   out="$(cd "$out" && pwd)"
   export CGO_ENABLED="${CGO_ENABLED:-0}"
-  say "building nats-server (the version in go.mod), custody and custody-provision into $out"
+  say "building nats-server (the version in go.mod) and custody into $out"
   (cd "$ROOT" && go build -trimpath -ldflags "-s -w" -o "$out/nats-server" github.com/nats-io/nats-server/v2)
   (cd "$ROOT" && go build -trimpath -ldflags "-s -w" -o "$out/custody" ./cmd/custody)
-  work="$(mktemp -d)"
-  go_version="$(awk '$1 == "go" { print $2; exit }' "$ROOT/go.mod")"
-  provisioner_source >"$work/main.go"
-  printf 'module custody-provision\n\ngo %s\n' "$go_version" >"$work/go.mod"
-  printf 'go %s\n\nuse .\nuse %s\n' "$go_version" "$ROOT" >"$work/go.work"
-  (cd "$work" && GOWORK="$work/go.work" GOFLAGS= go build -trimpath -ldflags "-s -w" -o "$out/custody-provision" .) || { rm -rf "$work"; die "building custody-provision failed"; }
-  rm -rf "$work"
 }
 
 # --- certificates and secrets ----------------------------------------------------------
@@ -334,9 +194,13 @@ start_node() { # start_node I
   say "$name started (pid $!, client 127.0.0.1:$(client_port "$i"), log $STATE/logs/$name.log)"
 }
 
-provision() {
-  CUSTODY_PROVISION_URL="$(urls tls custody-admin "$CUSTODY_ADMIN_PASSWORD")" \
-    CUSTODY_PROVISION_CA="$CERTS/ca.pem" CUSTODY_PROVISION_MODE="${1:-}" "$BIN/custody-provision"
+provision() { # provision [status]: custody streams provision (or status) as the administrator
+  local data rc=0
+  data="$(mktemp -d)"
+  SSL_CERT_FILE="$CERTS/ca-bundle.pem" "$BIN/custody" streams "${1:-provision}" --replicas 3 --data "$data" \
+    --nats "$(urls tls custody-admin "$CUSTODY_ADMIN_PASSWORD")" || rc=$?
+  rm -rf "$data"
+  return "$rc"
 }
 
 pg_bin() { # the directory of initdb, pg_ctl and postgres, or nothing
@@ -419,7 +283,7 @@ cmd_start() {
   done
   command -v openssl >/dev/null || die "openssl is not on PATH"
   mkdir -p "$STATE/run" "$STATE/logs"
-  if [ ! -x "$BIN/nats-server" ] || [ ! -x "$BIN/custody" ] || [ ! -x "$BIN/custody-provision" ] || [ -n "${CUSTODY_CLUSTER_REBUILD:-}" ]; then
+  if [ ! -x "$BIN/nats-server" ] || [ ! -x "$BIN/custody" ] || [ -n "${CUSTODY_CLUSTER_REBUILD:-}" ]; then
     cmd_build "$BIN"
   fi
   cmd_certs "$CERTS"
@@ -468,7 +332,7 @@ cmd_status() {
   for i in 0 1 2; do
     if node_ready "$i"; then echo "${NODES[$i]} healthy"; healthy=$((healthy + 1)); else echo "${NODES[$i]} not healthy"; rc=1; fi
   done
-  if [ "$healthy" -ge 2 ] && [ -s "$STATE/secrets.env" ] && [ -x "$BIN/custody-provision" ]; then
+  if [ "$healthy" -ge 2 ] && [ -s "$STATE/secrets.env" ] && [ -x "$BIN/custody" ]; then
     ensure_secrets
     provision status || rc=1
   fi

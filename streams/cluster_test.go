@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime/pprof"
 	"slices"
 	"sort"
@@ -1791,7 +1792,10 @@ func TestClusterLoopbackScript(t *testing.T) {
 	if err != nil {
 		t.Fatalf("status: %v\n%s", err, status)
 	}
-	if !strings.Contains(status, "messages=2000") || !strings.Contains(status, "\nn1 healthy\nn2 healthy\nn3 healthy\n") {
+	// custody streams status: the events stream at three replicas holds the 2,000
+	// events, deny delete and deny purge on.
+	events := regexp.MustCompile(`(?m)^CUSTODY_EVENTS\s+3\s+n\d\s.*\s2000\s+2000\s+true\s+true\s*$`)
+	if !events.MatchString(status) || !strings.Contains(status, "\nn1 healthy\nn2 healthy\nn3 healthy\n") {
 		t.Fatalf("status:\n%s", status)
 	}
 	t.Logf("status:\n%s", status)

@@ -111,7 +111,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.PersistentFlags().StringVar(&g.natsURL, "nats", "", "URL of an external NATS server with JetStream; empty runs the embedded server on --data (env CUSTODY_NATS_URL)")
 	root.AddCommand(publishCmd(g), simulateCmd(g), replayCmd(g), serveCmd(g), benchCmd(g), reportCmd(g), rebuildCmd(g), demoCmd(g),
 		verifyCmd(g), proveCmd(g), verifyProofCmd(g), keygenCmd(g), verifyReportCmd(g), ingestCmd(g), backupCmd(g), restoreCmd(g),
-		deadLettersCmd(g))
+		deadLettersCmd(g), streamsCmd(g))
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
