@@ -232,7 +232,7 @@ func TestProjectorFailover(t *testing.T) {
 	}
 	for v, tbl := range tables {
 		var rowsN, ids int
-		if err := db.QueryRow(`SELECT COUNT(*), COUNT(DISTINCT event_id) FROM ` + tbl).Scan(&rowsN, &ids); err != nil {
+		if err := db.QueryRow(`SELECT COUNT(*), COUNT(DISTINCT event_id) FROM `+tbl).Scan(&rowsN, &ids); err != nil {
 			t.Fatal(err)
 		}
 		if rowsN != ids || rowsN == 0 {
