@@ -114,6 +114,20 @@ func newTestCluster(t testing.TB, acct string, build func(n *clusterNode, routes
 	return c
 }
 
+// ensureR3 creates custody's streams at three replicas, retrying for a minute while a
+// fresh cluster (slow under the race detector) settles: the API's 5 s timeout is no
+// refusal.
+func ensureR3(ctx context.Context, js jetstream.JetStream) error {
+	var err error
+	for range 12 {
+		if err = streams.EnsureStreams(ctx, js, streams.LogConfig{Replicas: 3}); err == nil || errors.Is(err, streams.ErrStreamSettings) {
+			return err
+		}
+		time.Sleep(time.Second)
+	}
+	return err
+}
+
 // plainOptions are the options of a node without accounts or TLS: JetStream with every
 // write synced before it is acknowledged.
 func plainOptions(n *clusterNode, routes []string) *server.Options {
@@ -515,7 +529,7 @@ func TestClusterPublishUnderLeaderMovesAndRestarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := streams.EnsureStreams(ctx, js, streams.LogConfig{Replicas: 3}); err != nil {
+	if err := ensureR3(ctx, js); err != nil {
 		t.Fatal(err)
 	}
 	s, err := js.Stream(ctx, streams.EventsStream)
@@ -1042,7 +1056,7 @@ func TestClusterQuorumLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := streams.EnsureStreams(ctx, js, streams.LogConfig{Replicas: 3}); err != nil {
+	if err := ensureR3(ctx, js); err != nil {
 		t.Fatal(err)
 	}
 	before := consentEvents(t, 100)
@@ -1246,7 +1260,7 @@ func TestClusterConsumerSurvivesLeaderRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := streams.EnsureStreams(ctx, js, streams.LogConfig{Replicas: 3}); err != nil {
+	if err := ensureR3(ctx, js); err != nil {
 		t.Fatal(err)
 	}
 	pub, err := streams.NewPublisher(nc, streams.PublisherConfig{})
@@ -1416,7 +1430,7 @@ func TestClusterAccountsImmutability(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := streams.EnsureStreams(ctx, adminJS, streams.LogConfig{Replicas: 3}); err != nil {
+	if err := ensureR3(ctx, adminJS); err != nil {
 		t.Fatal(err)
 	}
 
@@ -1662,7 +1676,7 @@ func TestClusterTwoProcessesFollowTheLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := streams.EnsureStreams(ctx, js, streams.LogConfig{Replicas: 3}); err != nil {
+	if err := ensureR3(ctx, js); err != nil {
 		t.Fatal(err)
 	}
 	pub, err := streams.NewPublisher(nc, streams.PublisherConfig{})

@@ -41,14 +41,11 @@ type session struct {
 
 // holder is this process's name in the store's leases: host, pid and a random part,
 // so that two live processes never share it.
-func (s *session) holder() string {
-	if s.holderID == "" {
-		host, _ := os.Hostname()
-		var b [4]byte
-		_, _ = rand.Read(b[:])
-		s.holderID = fmt.Sprintf("%s/%d/%x", host, os.Getpid(), b)
-	}
-	return s.holderID
+func holderName() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s/%d/%x", host, os.Getpid(), b)
 }
 
 type connectOpts struct {
@@ -62,7 +59,7 @@ type connectOpts struct {
 // connect opens the log: the external server given by --nats; else the server of the
 // custody process that holds --data (a running serve); else an embedded server on --data.
 func (g *globals) connect(ctx context.Context, o connectOpts) (*session, error) {
-	s := &session{lateness: g.lateness, redaction: g.redaction, g: g}
+	s := &session{lateness: g.lateness, redaction: g.redaction, g: g, holderID: holderName()}
 	url := g.natsURL
 	if url == "" {
 		held, err := streams.HeldURL(g.data)

@@ -179,7 +179,7 @@ const leaseTTL = 5 * time.Second
 
 // supervise runs fn under the store's lease for name; see runProjectors.
 func (s *session) supervise(ctx context.Context, name string, log func(string, ...any), fn func(context.Context) error) error {
-	lease, err := s.store.NewLease(projections.LeaseConfig{Name: name, Holder: s.holder(), TTL: leaseTTL,
+	lease, err := s.store.NewLease(projections.LeaseConfig{Name: name, Holder: s.holderID, TTL: leaseTTL,
 		// The embedded log's data directory is locked by this process: no other process
 		// can be applying to the store beside it, so a lease left by a killed
 		// predecessor is taken at once.
