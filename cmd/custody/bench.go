@@ -39,7 +39,11 @@ each custody figure as a ratio to raw JetStream in the same run:
   raw atomic           hand-written atomic batches of 1000 of the stored bytes
   custody atomic       custody's ingest with atomic batches (the publish default)
 
-It also prints the decode+validate+encode rate alone, on all cores.`,
+It also prints the decode+validate+encode rate alone, on all cores; a rebuild of the five
+views beside raw ordered replay of the same stream; with --cluster-nodes (default 3) the
+ingest and rebuild runs again on an in-process cluster with streams at that many replicas
+(custody against raw on the cluster, raw on the cluster against raw on one node); and
+publish-to-alert latency beside raw publish-to-delivery latency at --latency-rate.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			rows, err := runPublishBench(cmd.Context(), cfg)
@@ -56,17 +60,20 @@ It also prints the decode+validate+encode rate alone, on all cores.`,
 	cmd.Flags().IntVar(&cfg.RebuildEvents, "rebuild-events", 100000, "events in the rebuild measurement (0 skips it)")
 	cmd.Flags().IntVar(&cfg.LatencyRate, "latency-rate", 2000, "events/s of the live alert-latency measurement (0 skips it)")
 	cmd.Flags().DurationVar(&cfg.LatencyFor, "latency-for", 15*time.Second, "how long the latency measurement publishes")
+	cmd.Flags().IntVar(&cfg.ClusterNodes, "cluster-nodes", 3, "also measure ingest and rebuild on an in-process cluster of this many nodes, streams at as many replicas (0 or 1 skips it)")
 	return cmd
 }
 
 type benchConfig struct {
 	RebuildEvents int
-	LatencyRate   int
-	LatencyFor    time.Duration
-	Rounds        int
-	Events        int
-	AtomicEvents  int
-	Dir           string
+	// ClusterNodes > 1 repeats the ingest and rebuild runs on a local cluster.
+	ClusterNodes int
+	LatencyRate  int
+	LatencyFor   time.Duration
+	Rounds       int
+	Events       int
+	AtomicEvents int
+	Dir          string
 }
 
 type benchRow struct {
@@ -178,6 +185,11 @@ func runPublishBench(ctx context.Context, cfg benchConfig) ([]benchRow, error) {
 		add("raw ordered replay", r.events, r.raw, "")
 		add("rebuild all five views", r.events, r.rebuild, "raw ordered replay")
 		add("verify (tree, checkpoints, reference)", r.events, r.verify, "raw ordered replay")
+	}
+	if cfg.ClusterNodes > 1 {
+		if err := clusterRows(ctx, cfg, cfg.ClusterNodes, one, many, add); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.LatencyRate > 0 {
 		raw, err := benchLatency(ctx, cfg.Dir, cfg.LatencyRate, cfg.LatencyFor, true)

@@ -86,3 +86,57 @@ func BenchmarkAlertLatency(b *testing.B) {
 		b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
 	}
 }
+
+// TestBenchClusterRuns checks that the cluster rows of custody bench run on a local
+// three-node cluster and give every custody figure a ratio to raw on the cluster and
+// every raw figure a ratio to one node.
+func TestBenchClusterRuns(t *testing.T) {
+	cfg := benchConfig{Rounds: 1, Events: 200, AtomicEvents: 1000, RebuildEvents: 1500, Dir: t.TempDir()}
+	lines, err := benchEvents(cfg.AtomicEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []benchRow
+	add := func(name string, n int, d time.Duration, baseline string) {
+		rows = append(rows, benchRow{Name: name, Events: n, Seconds: d.Seconds(), PerSec: float64(n) / d.Seconds(), Baseline: baseline})
+	}
+	if err := clusterRows(context.Background(), cfg, 3, lines[:cfg.Events], lines, add); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"raw one-by-one, 3 nodes R3":         "raw one-by-one",
+		"custody one-by-one, 3 nodes R3":     "raw one-by-one, 3 nodes R3",
+		"raw atomic, 3 nodes R3":             "raw atomic",
+		"custody atomic, 3 nodes R3":         "raw atomic, 3 nodes R3",
+		"raw ordered replay, 3 nodes R3":     "raw ordered replay",
+		"rebuild all five views, 3 nodes R3": "raw ordered replay, 3 nodes R3",
+	}
+	if len(rows) != len(want) {
+		t.Fatalf("%d rows, want %d: %+v", len(rows), len(want), rows)
+	}
+	for _, r := range rows {
+		if want[r.Name] != r.Baseline || r.PerSec <= 0 {
+			t.Fatalf("row %+v", r)
+		}
+	}
+	if rows[4].Events != cfg.RebuildEvents {
+		t.Fatalf("the cluster replay read %d events, want %d", rows[4].Events, cfg.RebuildEvents)
+	}
+}
+
+// BenchmarkClusterScaling runs custody bench's cluster rows on three in-process nodes:
+//
+//	go test -run '^$' -bench ClusterScaling -benchtime 1x ./cmd/custody
+func BenchmarkClusterScaling(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		rows, err := runPublishBench(context.Background(), benchConfig{Rounds: 1, Events: 5000, AtomicEvents: 100000, RebuildEvents: 100000, ClusterNodes: 3, Dir: b.TempDir()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range rows {
+			if r.Baseline != "" {
+				b.Logf("%-45s %9.0f ev/s  %.2f of %s", r.Name, r.PerSec, r.Ratio, r.Baseline)
+			}
+		}
+	}
+}
