@@ -185,8 +185,8 @@ func (s *session) supervise(ctx context.Context, name string, log func(string, .
 		// predecessor is taken at once.
 		TakeOver: s.embedded != nil,
 		OnChange: func(held bool) {
-			if held {
-				log("lease taken", "projector", name)
+			if held && s.embedded == nil { // with other processes sharing the store: who took over
+				log("lease taken", "projector", name, "holder", s.holderID)
 			}
 		}})
 	if err != nil {
