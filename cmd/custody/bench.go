@@ -259,6 +259,11 @@ func withServer(ctx context.Context, parent string, fn func(*nats.Conn) error) (
 	if err := streams.EnsureStreams(ctx, js, streams.LogConfig{}); err != nil {
 		return 0, err
 	}
+	return timeStored(ctx, js, nc, fn)
+}
+
+// timeStored times fn on nc and checks that it stored something in the events stream.
+func timeStored(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, fn func(*nats.Conn) error) (time.Duration, error) {
 	runtime.GC()
 	start := time.Now()
 	if err := fn(nc); err != nil {

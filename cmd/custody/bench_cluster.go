@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -75,24 +74,7 @@ func withCluster(ctx context.Context, parent string, nodes int, fn func(*nats.Co
 	if err := ensureStreamsRetry(ctx, js, nodes); err != nil {
 		return 0, err
 	}
-	runtime.GC()
-	start := time.Now()
-	if err := fn(nc); err != nil {
-		return 0, err
-	}
-	d := time.Since(start)
-	s, err := js.Stream(ctx, streams.EventsStream)
-	if err != nil {
-		return 0, err
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 0, err
-	}
-	if info.State.Msgs == 0 {
-		return 0, fmt.Errorf("bench run stored nothing")
-	}
-	return d, nil
+	return timeStored(ctx, js, nc, fn)
 }
 
 // ensureStreamsRetry creates custody's streams, retrying while a fresh cluster settles.
