@@ -966,6 +966,9 @@ func TestMetricsEndpoint(t *testing.T) {
 		if got := strings.Contains(body, "custody_siem_"); got != siem {
 			t.Errorf("custody_siem_ metrics exposed: %v, want %v", got, siem)
 		}
+		if !strings.Contains(body, "\ncustody_deadletters 0\n") {
+			t.Errorf("custody_deadletters is not 0 on a fresh store:\n%.2000s", body)
+		}
 		return body
 	}
 	t.Run("WithoutSIEM", func(t *testing.T) {
