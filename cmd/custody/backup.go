@@ -44,8 +44,11 @@ CUSTODY_REPORTS and CUSTODY_INTEGRITY. Each stream is a directory with the serve
 snapshot (stream.arc.s2: every message at its sequence, with its subject, headers and
 stored time) and its configuration and state (backup.json), the layout of
 "nats stream backup". The signed checkpoints of the data directory and the public
-checkpoint key custody generated, if any, are copied beside them. manifest.json, written
-last, lists the streams with their sequences and every file with its size and SHA-256.
+checkpoint key custody generated, if any, are copied beside them, and the projection
+store's alerts table (alerts.jsonl: every alert with its raisedAt, retractedAt and
+published flag, which come from the raising process's clock and which no rebuild gives
+back) is exported first. manifest.json, written last, lists the streams with their
+sequences and every file with its size and SHA-256.
 
 The derived streams are snapshotted before the events, so everything in the backup refers
 to events in it. A backup can run while custody serve holds the data directory. The
@@ -91,6 +94,11 @@ func (g *globals) backup(ctx context.Context, out string, names []string) (err e
 	}
 	defer sess.close()
 	m := streams.Manifest{Created: time.Now().UTC(), Version: custodyVersion(), Server: sess.nc.ConnectedServerVersion()}
+	// The alerts table first, before any stream (see backupAlerts).
+	alerts, err := g.backupAlerts(ctx, sess, out)
+	if err != nil {
+		return err
+	}
 	for _, name := range names {
 		if _, err := sess.js.Stream(ctx, name); err != nil {
 			if errors.Is(err, jetstream.ErrStreamNotFound) && name != streams.EventsStream {
@@ -129,6 +137,7 @@ func (g *globals) backup(ctx context.Context, out string, names []string) (err e
 		return err
 	}
 	printStreams(g.stdout, m.Streams)
+	fmt.Fprintf(g.stdout, "alerts: %d rows of the projection store's alerts table in %s\n", alerts, backupAlertsFile)
 	fmt.Fprintf(g.stdout, "backup %s: %d files, manifest sha256 %s\n", out, len(m.Files), sum)
 	return nil
 }
@@ -241,7 +250,10 @@ same messages at the same sequences with the same stored times, so the restored 
 the same Merkle tree, and the backup's signed checkpoints verify against it. Then checks
 the restored streams against custody's immutability settings and rebuilds the views and
 the timeline index from the log (--no-rebuild leaves both to the first command that
-needs them); the integrity tree catches up on first use.
+needs them), and loads the backup's alerts table (alerts.jsonl) into the store, so the
+alerts report is the original's; the integrity tree catches up on first use. A backup
+made before backups held the alerts table restores too (stderr says so): its alerts
+report starts empty.
 
 Refused: a stream that exists and is not empty (--force replaces custody's own streams,
 never CUSTODY_EVENTS: a restore never replaces an existing log); a data directory whose
@@ -287,6 +299,10 @@ func (g *globals) restore(ctx context.Context, f restoreFlags) error {
 		}
 	}
 	if err := errors.Join(bad...); err != nil {
+		return fmt.Errorf("backup %s refused: %w", f.from, err)
+	}
+	alerts, err := checkBackupAlerts(f.from, m)
+	if err != nil {
 		return fmt.Errorf("backup %s refused: %w", f.from, err)
 	}
 	// Events first: if anything is refused or fails, it is best it be the log.
@@ -348,6 +364,11 @@ func (g *globals) restore(ctx context.Context, f restoreFlags) error {
 			return err
 		}
 	}
+	// The alerts table after the rebuild (which raises nothing), before any live
+	// projector: those take the restored active alerts as raised.
+	if err := g.restoreAlerts(ctx, sess, f.from, alerts, !f.noRebuild); err != nil {
+		return err
+	}
 	if f.verify {
 		return g.verifyRestored(ctx, sess, f.from)
 	}
@@ -376,6 +397,11 @@ func (g *globals) checkFreshProjections(ctx context.Context, sess *session) erro
 		if cp > 0 {
 			held = append(held, fmt.Sprintf("%s at sequence %d", name, cp))
 		}
+	}
+	if n, err := sess.store.AlertCount(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		held = append(held, fmt.Sprintf("%d alerts", n))
 	}
 	if st, err := os.Stat(g.treePath()); err == nil && st.Size() > 0 {
 		held = append(held, "an integrity tree ("+g.treePath()+")")
