@@ -204,6 +204,27 @@ var migrations = []string{
 		key TEXT PRIMARY KEY,
 		value TEXT NOT NULL
 	)`,
+	// Each kept event's stored bytes, once, whatever the views that keep it (ADR 0004):
+	// a view's table of layout 2 holds only the columns it is queried by.
+	`CREATE TABLE event_bodies (
+		seq ` + seqKey + `,
+		body TEXT NOT NULL
+	)`,
+	// The layout of each view's table: 1, the body in the view's own table (tables
+	// created before event_bodies); 2, the body in event_bodies.
+	`ALTER TABLE view_tables ADD COLUMN layout INTEGER NOT NULL DEFAULT 1`,
+}
+
+// seqKey in a migration is a sequence primary key: on SQLite the rowid itself (64 bits),
+// on PostgreSQL a BIGINT.
+const seqKey = "SEQ_KEY"
+
+// ddl adapts a migration to the store's dialect.
+func (s *Store) ddl(stmt string) string {
+	if s.dialect == postgresDialect {
+		return strings.ReplaceAll(stmt, seqKey, "BIGINT PRIMARY KEY")
+	}
+	return strings.ReplaceAll(stmt, seqKey, "INTEGER PRIMARY KEY")
 }
 
 // sortableTime is the fixed-width UTC form stored in SQL, so that text comparison is
@@ -236,7 +257,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	for v := have + 1; v <= len(migrations); v++ {
-		if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+		if _, err := tx.ExecContext(ctx, s.ddl(migrations[v-1])); err != nil {
 			return fmt.Errorf("migrate %d: %w", v, err)
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO schema_migrations (version) VALUES (?)`), v); err != nil {
@@ -260,16 +281,22 @@ const (
 	qSetCheckpoint = `INSERT INTO checkpoints (projector, seq) VALUES (?, ?) ON CONFLICT (projector) DO UPDATE SET seq = excluded.seq`
 	qViewState     = `SELECT max_time, late_events FROM view_state WHERE view = ?`
 	qSetViewState  = `INSERT INTO view_state (view, max_time, late_events) VALUES (?, ?, ?) ON CONFLICT (view) DO UPDATE SET max_time = excluded.max_time, late_events = excluded.late_events`
-	qTableOf       = `SELECT tbl FROM view_tables WHERE view = ?`
+	qTableOf       = `SELECT tbl, layout FROM view_tables WHERE view = ?`
 	qRaise         = `INSERT INTO alerts (id, view, rule, agent_id, interaction_ids, recording_id, scope, triggered_at, raised_at, seq, retracted_at, published, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?) ON CONFLICT DO NOTHING`
 	qUnretract     = `UPDATE alerts SET retracted_at = NULL WHERE id = ?`
 	qRetract       = `UPDATE alerts SET retracted_at = ? WHERE id = ?`
 	qPublished     = `UPDATE alerts SET published = ? WHERE id = ?`
 	qTimelineRow   = `INSERT INTO timeline (subject, seq, event_time, type, event_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
 	qEventIDRow    = `INSERT INTO event_ids (event_id, seq) VALUES (?, ?) ON CONFLICT DO NOTHING`
+	// qBody stores an event's bytes; the log is the truth, so a different body under the
+	// same sequence (a store kept across a restored log) is replaced.
+	qBody = `INSERT INTO event_bodies (seq, body) VALUES (?, ?) ` + bodyConflict
 )
 
-var hot = []string{qCheckpoint, qSetCheckpoint, qViewState, qSetViewState, qTableOf, qRaise, qUnretract, qRetract, qPublished, qTimelineRow, qEventIDRow}
+// bodyConflict ends every insert into event_bodies.
+const bodyConflict = `ON CONFLICT (seq) DO UPDATE SET body = excluded.body WHERE event_bodies.body <> excluded.body`
+
+var hot = []string{qCheckpoint, qSetCheckpoint, qViewState, qSetViewState, qTableOf, qRaise, qUnretract, qRetract, qPublished, qTimelineRow, qEventIDRow, qBody}
 
 // qLock takes PostgreSQL's transaction-scoped advisory lock of a key (see lockKeys).
 const qLock = `SELECT pg_advisory_xact_lock(?)`

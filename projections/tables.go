@@ -19,21 +19,47 @@ type execer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// The layouts of a view's table (view_tables.layout).
+const (
+	// layoutInline keeps each event's body in the view's own table (tables created
+	// before event_bodies existed; they keep working until rebuilt).
+	layoutInline = 1
+	// layoutShared keeps the body once in event_bodies, keyed by sequence.
+	layoutShared = 2
+)
+
 // tableOf returns the physical table of a view key, or "" when it has none.
 func (s *Store) tableOf(ctx context.Context, q queryer, key string) (string, error) {
-	var tbl string
-	err := s.stmt(ctx, q, qTableOf).QueryRowContext(ctx, key).Scan(&tbl)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("view table %s: %w", key, err)
-	}
-	return tbl, nil
+	tbl, _, err := s.tableLayout(ctx, q, key)
+	return tbl, err
 }
 
-// ensureTable returns the physical table of a view key, creating it (with its indexes
-// unless bulk) when missing.
+// layoutOf returns the layout of a physical table.
+func (s *Store) layoutOf(ctx context.Context, q queryer, tbl string) (int, error) {
+	var layout int
+	if err := q.QueryRowContext(ctx, s.q(`SELECT layout FROM view_tables WHERE tbl = ?`), tbl).Scan(&layout); err != nil {
+		return 0, fmt.Errorf("view table %s: layout: %w", tbl, err)
+	}
+	return layout, nil
+}
+
+// tableLayout returns the physical table of a view key and its layout, or "" when it
+// has none.
+func (s *Store) tableLayout(ctx context.Context, q queryer, key string) (string, int, error) {
+	var tbl string
+	var layout int
+	err := s.stmt(ctx, q, qTableOf).QueryRowContext(ctx, key).Scan(&tbl, &layout)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", 0, nil
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("view table %s: %w", key, err)
+	}
+	return tbl, layout, nil
+}
+
+// ensureTable returns the physical table of a view key, creating it (layoutShared, with
+// its indexes unless bulk) when missing.
 func (s *Store) ensureTable(ctx context.Context, tx execer, key string, bulk bool) (string, error) {
 	tbl, err := s.tableOf(ctx, tx.(queryer), key)
 	if err != nil || tbl != "" {
@@ -45,15 +71,13 @@ func (s *Store) ensureTable(ctx context.Context, tx execer, key string, bulk boo
 	if s.dialect == postgresDialect {
 		seqType = "BIGINT"
 	}
+	// The event's other fields are in its body (event_bodies): a view's table holds
+	// what its queries select by.
 	ddl := `CREATE TABLE ` + tbl + ` (
 		seq ` + seqType + ` PRIMARY KEY,
 		event_id TEXT NOT NULL,
-		type TEXT NOT NULL,
-		subject TEXT NOT NULL,
-		agent TEXT NOT NULL,
 		event_time TEXT NOT NULL,
-		late BOOLEAN NOT NULL,
-		body TEXT NOT NULL
+		late BOOLEAN NOT NULL
 	)`
 	if _, err := tx.ExecContext(ctx, ddl); err != nil {
 		return "", fmt.Errorf("create %s: %w", tbl, err)
@@ -63,18 +87,31 @@ func (s *Store) ensureTable(ctx context.Context, tx execer, key string, bulk boo
 			return "", err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO view_tables (view, tbl) VALUES (?, ?)`), key, tbl); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO view_tables (view, tbl, layout) VALUES (?, ?, ?)`), key, tbl, layoutShared); err != nil {
 		return "", fmt.Errorf("register %s: %w", tbl, err)
 	}
 	return tbl, nil
 }
 
-// indexTable adds the secondary indexes (a bulk load adds them at the end).
+// The secondary indexes of a view's table (tableIndexes).
+const (
+	idIndex   = iota // unique event ids
+	timeIndex        // event times
+)
+
+// tableIndexes are the statements creating a view's table's secondary indexes, by
+// idIndex and timeIndex.
+func tableIndexes(tbl string) []string {
+	return []string{
+		`CREATE UNIQUE INDEX IF NOT EXISTS ` + tbl + `_id ON ` + tbl + ` (event_id)`,
+		`CREATE INDEX IF NOT EXISTS ` + tbl + `_time ON ` + tbl + ` (event_time)`,
+	}
+}
+
+// indexTable adds the secondary indexes a table lacks (a bulk load adds them at the
+// end).
 func (s *Store) indexTable(ctx context.Context, tx execer, tbl string) error {
-	for _, ddl := range []string{
-		`CREATE UNIQUE INDEX ` + tbl + `_id ON ` + tbl + ` (event_id)`,
-		`CREATE INDEX ` + tbl + `_time ON ` + tbl + ` (event_time)`,
-	} {
+	for _, ddl := range tableIndexes(tbl) {
 		if _, err := tx.ExecContext(ctx, ddl); err != nil {
 			return fmt.Errorf("index %s: %w", tbl, err)
 		}
@@ -123,18 +160,31 @@ func (s *Store) dropKey(ctx context.Context, tx *sql.Tx, key string) error {
 	return nil
 }
 
-// SwapIn makes a view's rebuilt copy the live view, in one transaction: readers see the
-// old view or the new one, never a mix. The old table is dropped.
-func (s *Store) SwapIn(ctx context.Context, view string) error {
-	tmp := RebuildTable(view)
+// SwapIn makes the rebuilt copies of views the live views, in one transaction: readers
+// see the old views or the new ones, never a mix. The old tables are dropped.
+func (s *Store) SwapIn(ctx context.Context, views ...string) error {
+	keys := make([]string, 0, 2*len(views))
+	for _, view := range views {
+		keys = append(keys, view, RebuildTable(view))
+	}
 	tx, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if err := s.lockKeys(ctx, tx, view, tmp); err != nil {
+	if err := s.lockKeys(ctx, tx, keys...); err != nil {
 		return err
 	}
+	for _, view := range views {
+		if err := s.swapIn(ctx, tx, view); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+func (s *Store) swapIn(ctx context.Context, tx *sql.Tx, view string) error {
+	tmp := RebuildTable(view)
 	tbl, err := s.tableOf(ctx, tx, tmp)
 	if err != nil {
 		return err
@@ -157,5 +207,5 @@ func (s *Store) SwapIn(ctx context.Context, view string) error {
 			return fmt.Errorf("swap %s: %w", view, err)
 		}
 	}
-	return tx.Commit()
+	return nil
 }

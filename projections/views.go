@@ -145,7 +145,8 @@ type ViewConfig struct {
 	// Silent raises no alerts (rebuilds). Optional.
 	Silent bool
 	// Bulk loads a fresh copy: duplicates are dropped in memory and the secondary
-	// indexes are built when the copy is swapped in (rebuilds). Optional.
+	// indexes are left to be built when the copy is swapped in (a report recomputed in
+	// a scratch store; rebuilds use Rebuild). Optional.
 	Bulk bool
 	// Table is the name its rows are kept under; a rebuild writes a fresh copy under
 	// another name and swaps it in. Optional; default Name.
@@ -174,8 +175,11 @@ type View struct {
 	ledger *domain.Ledger
 	raised bool   // the open transaction raised alerts
 	loaded uint64 // the checkpoint the live ledger reflects; ledger nil when unknown
-	active map[string]string
-	seen   map[string]struct{} // bulk: ids kept so far
+	// redriven is the view's redrive count the live ledger reflects: a redrive (by any
+	// process) applies an event below the checkpoint, so the ledger is reloaded.
+	redriven int64
+	active   map[string]string
+	seen     map[string]struct{} // bulk: ids kept so far
 }
 
 // NewView returns the projector of one view.
@@ -251,11 +255,18 @@ func (v *View) Apply(ctx context.Context, batch []domain.Stored) (err error) {
 		return err
 	}
 	live := !v.cfg.Silent && v.spec.findings != nil
-	if live && (v.ledger == nil || v.loaded != cp) {
-		if err := v.loadLive(ctx, tx); err != nil {
+	if live {
+		redriven, err := v.s.redrives(ctx, tx, v.cfg.Table)
+		if err != nil {
 			return err
 		}
-		v.loaded = cp // the ledger reflects the store at cp, even if the batch applies nothing
+		if v.ledger == nil || v.loaded != cp || v.redriven != redriven {
+			if err := v.loadLive(ctx, tx); err != nil {
+				return err
+			}
+			v.loaded = cp // the ledger reflects the store at cp, even if the batch applies nothing
+			v.redriven = redriven
+		}
 	}
 	st, err := v.state(ctx, tx)
 	if err != nil {
@@ -370,10 +381,15 @@ func (v *View) Tick(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if v.ledger == nil || v.loaded != cp {
+	redriven, err := v.s.redrives(ctx, tx, v.cfg.Table)
+	if err != nil {
+		return err
+	}
+	if v.ledger == nil || v.loaded != cp || v.redriven != redriven {
 		if err := v.loadLive(ctx, tx); err != nil {
 			return err
 		}
+		v.redriven = redriven
 	}
 	scope := domain.NewScope()
 	for _, r := range v.ledger.Recordings() {
@@ -510,21 +526,24 @@ func (s *Store) loadLedger(ctx context.Context, q queryer, table string, asOf ti
 		pos = seq
 	}
 	l := domain.NewLedger()
-	tbl, err := s.tableOf(ctx, q, table)
+	tbl, layout, err := s.tableLayout(ctx, q, table)
 	if err != nil || tbl == "" {
 		return l, pos, err
 	}
-	query := `SELECT body FROM ` + tbl + ` WHERE seq <= ?`
+	query := `SELECT v.body FROM ` + tbl + ` v WHERE v.seq <= ?`
+	if layout == layoutShared {
+		query = `SELECT b.body FROM ` + tbl + ` v JOIN event_bodies b ON b.seq = v.seq WHERE v.seq <= ?`
+	}
 	args := []any{int64(pos)}
 	if !asOf.IsZero() {
-		query += ` AND event_time <= ?`
+		query += ` AND v.event_time <= ?`
 		args = append(args, dbTime(asOf))
 	}
 	if !includeLate {
-		query += ` AND late = ?`
+		query += ` AND v.late = ?`
 		args = append(args, false)
 	}
-	query += ` ORDER BY seq`
+	query += ` ORDER BY v.seq`
 	rows, err := q.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("load %s: %w", table, err)
@@ -545,95 +564,262 @@ func (s *Store) loadLedger(ctx context.Context, q queryer, table string, asOf ti
 }
 
 // inserter writes a view's rows: one statement per row with conflict detection (live),
-// or many rows per statement (bulk loads, where duplicates were dropped in memory).
+// or many rows per statement (bulk loads, where duplicates were dropped in memory). In
+// layoutShared the body goes to event_bodies, once per event whatever the views that
+// keep it.
 type inserter struct {
-	s    *Store
-	tx   *sql.Tx
-	tbl  string
-	bulk bool
-	stmt *sql.Stmt // one row, conflict detection
-	full *sql.Stmt // bulkRows rows
-	args []any
-	n    int
+	s      *Store
+	tx     *sql.Tx
+	tbl    string
+	layout int // 0 until looked up
+	bulk   bool
+	stmt   *sql.Stmt // one row, conflict detection
+	body   *sql.Stmt // one body (layoutShared)
+	rows   *multiRow // bulk: the view's rows
+	bodies *multiRow // bulk: their bodies (layoutShared)
 }
 
 // close releases the prepared statements.
 func (in *inserter) close() {
-	for _, st := range []*sql.Stmt{in.stmt, in.full} {
-		if st != nil {
-			st.Close()
+	if in.stmt != nil {
+		in.stmt.Close()
+	}
+	for _, m := range []*multiRow{in.rows, in.bodies} {
+		if m != nil {
+			m.close()
 		}
 	}
 }
 
-const insertCols = `(seq, event_id, type, subject, agent, event_time, late, body)`
+// The columns of a view's table in each layout.
+const (
+	inlineCols = `(seq, event_id, type, subject, agent, event_time, late, body)`
+	sharedCols = `(seq, event_id, event_time, late)`
+)
 
-// bulkRows is how many rows one bulk INSERT carries.
-const bulkRows = 200
+// bulkRows is how many rows one bulk INSERT carries (a power of two).
+const bulkRows = 256
 
+// newInserter writes into tbl within tx: row by row with one, or in bulk with add and
+// flush (bulk says which; the table's layout is looked up at the first row).
 func newInserter(s *Store, tx *sql.Tx, tbl string, bulk bool) *inserter {
 	return &inserter{s: s, tx: tx, tbl: tbl, bulk: bulk}
 }
 
-func rowArgs(st domain.Stored, late bool) []any {
+// init looks the table's layout up, once per transaction.
+func (in *inserter) init(ctx context.Context) error {
+	if in.layout != 0 {
+		return nil
+	}
+	layout, err := in.s.layoutOf(ctx, in.tx, in.tbl)
+	in.layout = layout
+	return err
+}
+
+func (in *inserter) cols() (string, int) {
+	if in.layout == layoutInline {
+		return inlineCols, 8
+	}
+	return sharedCols, 4
+}
+
+func (in *inserter) rowArgs(st domain.Stored, late bool) []any {
 	e := st.Event
-	return []any{int64(st.Seq), e.ID, string(e.Type), e.Subject, agentOf(e), dbTime(e.Time), late, string(st.Raw)}
+	if in.layout == layoutInline {
+		return []any{int64(st.Seq), e.ID, string(e.Type), e.Subject, agentOf(e), dbTime(e.Time), late, string(st.Raw)}
+	}
+	return []any{int64(st.Seq), e.ID, dbTime(e.Time), late}
 }
 
 // one inserts a row unless its event id is already there.
 func (in *inserter) one(ctx context.Context, st domain.Stored, late bool) (bool, error) {
 	if in.stmt == nil { // prepared once per transaction, not per row
-		stmt, err := in.tx.PrepareContext(ctx, in.s.q(`INSERT INTO `+in.tbl+` `+insertCols+` VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`))
+		if err := in.init(ctx); err != nil {
+			return false, err
+		}
+		cols, n := in.cols()
+		stmt, err := in.tx.PrepareContext(ctx, in.s.q(`INSERT INTO `+in.tbl+` `+cols+` VALUES `+placeholders(n)+` ON CONFLICT DO NOTHING`))
 		if err != nil {
 			return false, err
 		}
 		in.stmt = stmt
 	}
-	res, err := in.stmt.ExecContext(ctx, rowArgs(st, late)...)
+	res, err := in.stmt.ExecContext(ctx, in.rowArgs(st, late)...)
 	if err != nil {
 		return false, err
 	}
-	n, _ := res.RowsAffected()
-	return n > 0, nil
+	if n, _ := res.RowsAffected(); n == 0 {
+		return false, nil
+	}
+	if in.layout == layoutShared {
+		if in.body == nil {
+			in.body = in.s.stmt(ctx, in.tx, qBody)
+		}
+		if _, err := in.body.ExecContext(ctx, int64(st.Seq), string(st.Raw)); err != nil {
+			return false, fmt.Errorf("body: %w", err)
+		}
+	}
+	return true, nil
 }
 
 func (in *inserter) add(ctx context.Context, st domain.Stored, late bool) error {
-	in.args = append(in.args, rowArgs(st, late)...)
-	in.n++
-	if in.n == bulkRows {
-		return in.flush(ctx)
+	if in.rows == nil {
+		if err := in.init(ctx); err != nil {
+			return err
+		}
+		cols, n := in.cols()
+		in.rows = newMultiRow(in.s, in.tx, `INSERT INTO `+in.tbl+` `+cols+` VALUES `, n, ``, nil)
+		if in.layout == layoutShared {
+			in.bodies = newBodies(in.s, in.tx, nil)
+		}
+	}
+	if err := in.rows.add(ctx, in.rowArgs(st, late)...); err != nil {
+		return err
+	}
+	if in.bodies != nil {
+		return in.bodies.add(ctx, int64(st.Seq), string(st.Raw))
 	}
 	return nil
 }
 
 func (in *inserter) flush(ctx context.Context) error {
-	if in.n == 0 {
-		return nil
-	}
-	var err error
-	if in.n == bulkRows { // the common case: one statement prepared per transaction
-		if in.full == nil {
-			if in.full, err = in.tx.PrepareContext(ctx, in.s.q(multiInsert(in.tbl, bulkRows))); err != nil {
+	for _, m := range []*multiRow{in.rows, in.bodies} {
+		if m != nil {
+			if err := m.flush(ctx); err != nil {
 				return err
 			}
 		}
-		_, err = in.full.ExecContext(ctx, in.args...)
-	} else {
-		_, err = in.tx.ExecContext(ctx, in.s.q(multiInsert(in.tbl, in.n)), in.args...)
 	}
-	in.args, in.n = in.args[:0], 0
-	return err
+	return nil
 }
 
-// multiInsert is an INSERT of n rows.
-func multiInsert(tbl string, n int) string {
+// multiRow inserts rows into one table, bulkRows per statement; the rest of a
+// transaction's rows go in statements of power-of-two sizes, so that a handful of
+// statements serve every count. They are prepared once per transaction, or once for
+// all when the caller passes a cache (prepared on the database, used in each
+// transaction).
+type multiRow struct {
+	s          *Store
+	tx         *sql.Tx
+	head, tail string // the statement around its VALUES tuples
+	cols       int
+	stmts      *stmtCache
+	args       []any
+	n          int
+}
+
+// stmtCache holds prepared statements by query.
+type stmtCache struct {
+	db    bool // prepared on the database, to be used in any transaction
+	stmts map[string]*sql.Stmt
+}
+
+func (c *stmtCache) close() {
+	for _, st := range c.stmts {
+		st.Close()
+	}
+	clear(c.stmts)
+}
+
+func newMultiRow(s *Store, tx *sql.Tx, head string, cols int, tail string, cache *stmtCache) *multiRow {
+	if cache == nil {
+		cache = &stmtCache{stmts: map[string]*sql.Stmt{}}
+	}
+	return &multiRow{s: s, tx: tx, head: head, tail: tail, cols: cols, stmts: cache, args: make([]any, 0, bulkRows*cols)}
+}
+
+// newBodies inserts into event_bodies.
+func newBodies(s *Store, tx *sql.Tx, cache *stmtCache) *multiRow {
+	return newMultiRow(s, tx, `INSERT INTO event_bodies (seq, body) VALUES `, 2, ` `+bodyConflict, cache)
+}
+
+func (m *multiRow) add(ctx context.Context, args ...any) error {
+	m.args = append(m.args, args...)
+	m.n++
+	if m.n == bulkRows {
+		return m.flush(ctx)
+	}
+	return nil
+}
+
+func (m *multiRow) flush(ctx context.Context) error {
+	args := m.args
+	for n := m.n; n > 0; {
+		k := bulkRows
+		for k > n {
+			k /= 2
+		}
+		st, err := m.stmt(ctx, k)
+		if err != nil {
+			return err
+		}
+		if _, err := st.ExecContext(ctx, args[:k*m.cols]...); err != nil {
+			return err
+		}
+		args, n = args[k*m.cols:], n-k
+	}
+	clear(m.args)
+	m.args, m.n = m.args[:0], 0
+	return nil
+}
+
+// stmt returns the statement of k rows, usable in the transaction.
+func (m *multiRow) stmt(ctx context.Context, k int) (*sql.Stmt, error) {
+	st, err := m.prepare(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	if m.stmts.db {
+		return m.tx.StmtContext(ctx, st), nil
+	}
+	return st, nil
+}
+
+// prepare returns the statement of k rows from the cache, preparing it when missing:
+// on the transaction, or on the database for a database cache (not while a
+// transaction holds SQLite's one connection).
+func (m *multiRow) prepare(ctx context.Context, k int) (*sql.Stmt, error) {
+	q := m.s.q(m.query(k))
+	if st, ok := m.stmts.stmts[q]; ok {
+		return st, nil
+	}
+	var st *sql.Stmt
+	var err error
+	if m.stmts.db {
+		st, err = m.s.db.PrepareContext(ctx, q)
+	} else {
+		st, err = m.tx.PrepareContext(ctx, q)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m.stmts.stmts[q] = st
+	return st, nil
+}
+
+// close releases the statements prepared for this transaction only.
+func (m *multiRow) close() {
+	if !m.stmts.db {
+		m.stmts.close()
+	}
+}
+
+// query is the INSERT of n rows.
+func (m *multiRow) query(n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO ` + tbl + ` ` + insertCols + ` VALUES `)
+	b.WriteString(m.head)
+	p := placeholders(m.cols)
 	for i := 0; i < n; i++ {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?)`)
+		b.WriteString(p)
 	}
+	b.WriteString(m.tail)
 	return b.String()
+}
+
+// placeholders is "(?, ?, ...)" for n columns.
+func placeholders(n int) string {
+	return "(" + strings.Repeat("?, ", n-1) + "?)"
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -71,7 +72,8 @@ type ConsumerConfig struct {
 	// it is parked as a dead letter (projectors that implement Parker) or halts the
 	// projector (the others). Optional; default 3.
 	MaxDeliver int
-	// Decode turns stored bytes into an event. Optional; default domain.Parse.
+	// Decode turns stored bytes into an event; it must be safe for concurrent use (a
+	// catch-up decodes several chunks at once). Optional; default domain.Parse.
 	Decode func([]byte) (domain.Event, error)
 	// Logf, if set, is told why the loop restarted its consumer. Optional.
 	Logf func(msg string, args ...any)
@@ -393,22 +395,89 @@ func (c *Consumer) park(ctx context.Context, p *poison, cp uint64) error {
 }
 
 // read fetches and decodes batches after cp and sends them on out until ctx is done,
-// an error (sent too), or, with untilLast, the last sequence.
+// an error (sent too), a message that does not decode (sent with the batch before it),
+// or, with untilLast, the last sequence. A chunk of many events (a catch-up) is
+// decoded on a goroutine of its own while the next one is fetched, so that decoding
+// uses every core; the chunks are sent in sequence order whatever order they finish
+// decoding in.
 func (c *Consumer) read(ctx context.Context, it jetstream.MessagesContext, cp, last uint64, untilLast bool, out chan<- fetched) {
-	send := func(f fetched) bool {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ordered := make(chan *chunk, runtime.GOMAXPROCS(0)+1)
+	var decoders sync.WaitGroup
+	emitted := make(chan struct{})
+	go func() {
+		defer close(emitted)
+		defer cancel() // the fetcher stops once nothing more is sent
+		for ch := range ordered {
+			if ch.decoded != nil {
+				<-ch.decoded
+			}
+			select {
+			case out <- ch.fetched:
+			case <-ctx.Done():
+				return
+			}
+			if ch.err != nil || ch.poison != nil {
+				return
+			}
+		}
+	}()
+	c.fetch(ctx, it, cp, last, untilLast, ordered, &decoders)
+	close(ordered)
+	<-emitted
+	decoders.Wait()
+}
+
+// chunk is a fetched batch on its way to out, in sequence order.
+type chunk struct {
+	fetched
+	msgs []jetstream.Msg // the batch's messages (for the last one before a poison)
+	// decoded is closed once a decoding goroutine has decoded the batch; nil when the
+	// fetcher decoded it (or nothing is to be decoded).
+	decoded chan struct{}
+}
+
+// decodeAside is the smallest chunk decoded on a goroutine of its own: a smaller one
+// (a quiet log) is decoded by the fetcher, which costs no hand-over.
+const decodeAside = 32
+
+// decode decodes a chunk's events; at the first message that does not decode, the
+// batch ends before it and the message is the chunk's poison.
+func (c *Consumer) decode(ch *chunk) {
+	for i := range ch.batch {
+		s := &ch.batch[i]
+		ev, err := c.cfg.Decode(s.Raw)
+		if err != nil {
+			ch.poison = &poison{seq: s.Seq, subject: s.Subject, err: err}
+			ch.batch, ch.last = ch.batch[:i], nil
+			if i > 0 {
+				ch.last = ch.msgs[i-1]
+			}
+			return
+		}
+		s.Event = ev
+	}
+}
+
+// fetch reads the chunks after cp and queues them on ordered until ctx is done, an
+// error (queued too), or, with untilLast, the last sequence.
+func (c *Consumer) fetch(ctx context.Context, it jetstream.MessagesContext, cp, last uint64, untilLast bool, ordered chan<- *chunk, decoders *sync.WaitGroup) {
+	send := func(ch *chunk) bool {
 		select {
-		case out <- f:
+		case ordered <- ch:
 			return true
 		case <-ctx.Done():
 			return false
 		}
 	}
-	fail := func(err error) { send(fetched{err: err}) }
+	fail := func(err error) { send(&chunk{fetched: fetched{err: err}}) }
 	for {
 		// Block for the first message, then take whatever else is already there: a
 		// batch under load, a single event (low latency) when the log is quiet.
-		batch := make([]domain.Stored, 0, c.cfg.Batch)
-		var lastMsg jetstream.Msg
+		ch := &chunk{}
+		n := min(c.cfg.Batch, 256) // grows when a backlog fills it
+		batch, msgs := make([]domain.Stored, 0, n), make([]jetstream.Msg, 0, n)
 		wait := c.cfg.MaxWait
 		var first time.Time
 		for len(batch) < c.cfg.Batch {
@@ -447,21 +516,33 @@ func (c *Consumer) read(ctx context.Context, it jetstream.MessagesContext, cp, l
 				fail(c.gap(ctx, cp, seq))
 				return
 			}
-			var ev domain.Event
-			if !c.cfg.Raw {
-				if ev, err = c.cfg.Decode(m.Data()); err != nil {
-					send(fetched{batch: batch, last: lastMsg, poison: &poison{seq: seq, subject: m.Subject(), err: err}})
-					return
-				}
-			}
-			batch = append(batch, domain.Stored{Seq: seq, Subject: m.Subject(), Received: meta.Timestamp.UTC(), Raw: m.Data(), Event: ev})
+			batch = append(batch, domain.Stored{Seq: seq, Subject: m.Subject(), Received: meta.Timestamp.UTC(), Raw: m.Data()})
+			msgs = append(msgs, m)
 			cp = seq
-			lastMsg = m
 			if untilLast && cp >= last {
 				break
 			}
 		}
-		if !send(fetched{batch: batch, last: lastMsg}) {
+		ch.batch, ch.msgs = batch, msgs
+		if len(msgs) > 0 {
+			ch.last = msgs[len(msgs)-1]
+		}
+		poisoned := false // known here only for a chunk the fetcher decoded
+		switch {
+		case c.cfg.Raw:
+		case len(batch) < decodeAside:
+			c.decode(ch)
+			poisoned = ch.poison != nil
+		default:
+			ch.decoded = make(chan struct{})
+			decoders.Add(1)
+			go func() {
+				defer decoders.Done()
+				defer close(ch.decoded)
+				c.decode(ch)
+			}()
+		}
+		if !send(ch) || poisoned {
 			return
 		}
 		if untilLast && cp >= last {

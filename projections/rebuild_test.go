@@ -1,0 +1,311 @@
+package projections_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/custody/custody/domain"
+	"github.com/custody/custody/projections"
+)
+
+// rebuildAll replays tr into fresh copies of the named views through one Rebuild and
+// swaps them in.
+func rebuildAll(t *testing.T, s *projections.Store, tr []domain.Stored, names ...string) {
+	t.Helper()
+	ctx := context.Background()
+	var cfgs []projections.ViewConfig
+	for _, name := range names {
+		cfgs = append(cfgs, projections.ViewConfig{Name: name, Now: clock(tr)})
+	}
+	rb, err := projections.NewRebuild(ctx, s, cfgs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rb.Close()
+	if err := applyAll(ctx, rb, tr, 333); err != nil {
+		t.Fatal(err)
+	}
+	if err := rb.SwapIn(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// viewRows lists what every view keeps ("seq id late" by sequence).
+func viewRows(t *testing.T, s *projections.Store) map[string][]string {
+	out := map[string][]string{}
+	for _, name := range projections.ViewNames {
+		out[name] = rows(t, s, name)
+	}
+	return out
+}
+
+func sameReports(t *testing.T, what string, want, got map[string][]byte) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d reports, want %d", what, len(got), len(want))
+	}
+	for key, b := range want {
+		if string(got[key]) != string(b) {
+			t.Errorf("%s: %s differs:\nwant %s\ngot  %s", what, key, b, got[key])
+		}
+	}
+}
+
+// A rebuild of every view at once, and of one view alone, keeps the same rows and gives
+// byte-identical reports to the live views, on every store; a body that differs from
+// the log's under the same sequence (a store kept across another log) is replaced.
+func TestRebuildMatchesLiveViews(t *testing.T) {
+	tr := mustTraffic(t)
+	now := clock(tr)
+	cases := reportCases(tr, now())
+	forEachStore(t, func(t *testing.T, s *projections.Store) {
+		applyViews(t, s, tr, now)
+		live, liveRows := reports(t, s, cases), viewRows(t, s)
+
+		rebuildAll(t, s, tr, projections.ViewNames...)
+		for _, name := range projections.ViewNames {
+			if tmp := table(t, s, projections.RebuildTable(name)); tmp != "" {
+				t.Fatalf("%s: the rebuilt copy %s is still registered", name, tmp)
+			}
+			if cp := checkpoint(t, s, name); cp != uint64(len(tr)) {
+				t.Fatalf("%s: checkpoint %d, want %d", name, cp, len(tr))
+			}
+		}
+		if got := viewRows(t, s); !mapsEqual(got, liveRows) {
+			t.Fatalf("rows differ after the rebuild")
+		}
+		sameReports(t, "rebuild of every view", live, reports(t, s, cases))
+
+		// An event the consent view keeps, with another body under its sequence.
+		wrong := 0
+		for wrong < len(tr) && tr[wrong].Event.Type != domain.InteractionStartedType {
+			wrong++
+		}
+		if _, err := s.DB().Exec(fmt.Sprintf(`UPDATE event_bodies SET body = '{}' WHERE seq = %d`, wrong+1)); err != nil {
+			t.Fatal(err)
+		}
+		rebuildAll(t, s, tr, projections.ConsentView)
+		sameReports(t, "rebuild of one view over a wrong body", live, reports(t, s, cases))
+		if got := viewRows(t, s); !mapsEqual(got, liveRows) {
+			t.Fatalf("rows differ after the rebuild of one view")
+		}
+		rebuildAll(t, s, tr, projections.ViewNames...)
+		if got := scalar[string](t, s, fmt.Sprintf(`SELECT body FROM event_bodies WHERE seq = %d`, wrong+1)); got != string(tr[wrong].Raw) {
+			t.Fatalf("body of sequence %d after the rebuild: %s", wrong+1, got)
+		}
+		sameReports(t, "rebuild of every view again", live, reports(t, s, cases))
+	})
+}
+
+func mapsEqual(a, b map[string][]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if !slices.Equal(v, b[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+// A store from before event_bodies (each view's body in its own table) migrates: its
+// views keep applying events in their layout, their reports equal those of a store
+// built in the new layout, and a rebuild moves them to it.
+func TestRebuildMigratesInlineLayout(t *testing.T) {
+	tr := mustTraffic(t)
+	now := clock(tr)
+	cases := reportCases(tr, now())
+	versions := projections.LayoutMigrations()
+	if len(versions) != 2 || versions[1] != projections.MigrationCount() {
+		t.Fatalf("layout migrations %v of %d: this test downgrades a store by undoing the last two", versions, projections.MigrationCount())
+	}
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		// The reference applies the same halves (the alerts' history depends on when the
+		// clock ticked) in the new layout.
+		half := tr[:len(tr)/2]
+		ref := b.mustOpen(t)
+		applyViews(t, ref, half, now)
+		applyViews(t, ref, tr, now)
+		want := reports(t, ref, cases)
+		for _, name := range projections.ViewNames {
+			if err := ref.ResetTable(ctx, name); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		// The first half, then the store as the release before the layout migrations
+		// left it: bodies in the views' own tables.
+		s := b.mustOpen(t)
+		applyViews(t, s, half, now)
+		for _, name := range projections.ViewNames {
+			tbl := table(t, s, name)
+			old := tbl + "_old"
+			for _, q := range []string{
+				`CREATE TABLE ` + old + ` (seq BIGINT PRIMARY KEY, event_id TEXT NOT NULL, type TEXT NOT NULL, subject TEXT NOT NULL,
+					agent TEXT NOT NULL, event_time TEXT NOT NULL, late BOOLEAN NOT NULL, body TEXT NOT NULL)`,
+				`INSERT INTO ` + old + ` SELECT v.seq, v.event_id, '', '', '', v.event_time, v.late, b.body FROM ` + tbl + ` v JOIN event_bodies b ON b.seq = v.seq`,
+				`DROP TABLE ` + tbl,
+				`CREATE UNIQUE INDEX ` + old + `_id ON ` + old + ` (event_id)`,
+				`CREATE INDEX ` + old + `_time ON ` + old + ` (event_time)`,
+				`UPDATE view_tables SET tbl = '` + old + `' WHERE view = '` + name + `'`,
+			} {
+				if _, err := s.DB().Exec(q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+		}
+		for _, q := range []string{
+			`DROP TABLE event_bodies`,
+			`ALTER TABLE view_tables DROP COLUMN layout`,
+			fmt.Sprintf(`DELETE FROM schema_migrations WHERE version >= %d`, versions[0]),
+		} {
+			if _, err := s.DB().Exec(q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		s.Close()
+
+		s = b.mustOpen(t)
+		if n := scalar[int64](t, s, `SELECT COUNT(*) FROM view_tables WHERE layout = 1`); n != int64(len(projections.ViewNames)) {
+			t.Fatalf("%d views in layout 1 after the migration", n)
+		}
+		applyViews(t, s, tr, now) // the second half
+		sameReports(t, "migrated store", want, reports(t, s, cases))
+
+		rebuildAll(t, s, tr, projections.ViewNames...)
+		if n := scalar[int64](t, s, `SELECT COUNT(*) FROM view_tables WHERE layout = 2`); n != int64(len(projections.ViewNames)) {
+			t.Fatalf("%d views in layout 2 after the rebuild", n)
+		}
+		sameReports(t, "migrated store, rebuilt", want, reports(t, s, cases))
+	})
+}
+
+// A message parked in the middle of a rebuild is parked in order, after every batch
+// before it is written: the copies keep what live views that parked the same message
+// keep, and each view has its dead letter. While the rebuild runs, its checkpoint is
+// the last sequence Apply accepted, whatever the writer has committed.
+func TestRebuildParksInOrder(t *testing.T) {
+	tr := mustTraffic(t)
+	now := clock(tr)
+	p := len(tr) / 2
+	parked := tr[p]
+	const reason = "stored message is not a valid event: test"
+	forEachStore(t, func(t *testing.T, s *projections.Store) {
+		ctx := context.Background()
+		for _, name := range projections.ViewNames {
+			v, err := projections.NewView(s, projections.ViewConfig{Name: name, Now: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := applyAll(ctx, v, tr[:p], 97); err != nil {
+				t.Fatal(err)
+			}
+			if err := v.Park(ctx, parked.Seq, parked.Subject, reason); err != nil {
+				t.Fatal(err)
+			}
+			if err := applyAll(ctx, v, tr[p+1:], 97); err != nil {
+				t.Fatal(err)
+			}
+		}
+		live := viewRows(t, s)
+
+		var cfgs []projections.ViewConfig
+		for _, name := range projections.ViewNames {
+			cfgs = append(cfgs, projections.ViewConfig{Name: name, Now: now})
+		}
+		rb, err := projections.NewRebuild(ctx, s, cfgs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rb.Close()
+		if err := applyAll(ctx, rb, tr[:p], 333); err != nil {
+			t.Fatal(err)
+		}
+		if cp, err := rb.Checkpoint(ctx); err != nil || cp != tr[p-1].Seq {
+			t.Fatalf("checkpoint after the first half: %d, %v; want %d", cp, err, tr[p-1].Seq)
+		}
+		if err := rb.Park(ctx, parked.Seq, parked.Subject, reason); err != nil {
+			t.Fatal(err)
+		}
+		if cp, err := rb.Checkpoint(ctx); err != nil || cp != parked.Seq {
+			t.Fatalf("checkpoint after the park: %d, %v; want %d", cp, err, parked.Seq)
+		}
+		if err := applyAll(ctx, rb, tr[p+1:], 333); err != nil {
+			t.Fatal(err)
+		}
+		if err := rb.SwapIn(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := viewRows(t, s); !mapsEqual(got, live) {
+			t.Fatalf("rows differ from the live views' after a rebuild that parked sequence %d", parked.Seq)
+		}
+		dls, err := s.DeadLetters(ctx, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for _, d := range dls {
+			if d.Seq == parked.Seq {
+				got[d.Projector] = true
+			}
+		}
+		for _, name := range projections.ViewNames {
+			if !got[name] {
+				t.Errorf("%s: no dead letter at %d: %+v", name, parked.Seq, dls)
+			}
+			if cp := checkpoint(t, s, name); cp != uint64(len(tr)) {
+				t.Errorf("%s: checkpoint %d, want %d", name, cp, len(tr))
+			}
+		}
+	})
+}
+
+// When the writer fails (here: another process reset a copy under it), the error
+// reaches the caller by the next Apply or the swap, nothing is swapped in and the live
+// views keep what they had.
+func TestRebuildWriterFailureStopsTheSwap(t *testing.T) {
+	tr := mustTraffic(t)
+	now := clock(tr)
+	cases := reportCases(tr, now())
+	forEachStore(t, func(t *testing.T, s *projections.Store) {
+		ctx := context.Background()
+		applyViews(t, s, tr, now)
+		live, liveRows := reports(t, s, cases), viewRows(t, s)
+
+		var cfgs []projections.ViewConfig
+		for _, name := range projections.ViewNames {
+			cfgs = append(cfgs, projections.ViewConfig{Name: name, Now: now})
+		}
+		rb, err := projections.NewRebuild(ctx, s, cfgs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rb.Close()
+		half := len(tr) / 2
+		if err := applyAll(ctx, rb, tr[:half], 333); err != nil {
+			t.Fatal(err)
+		}
+		if err := rb.Finish(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ResetTable(ctx, projections.RebuildTable(projections.ConsentView)); err != nil {
+			t.Fatal(err)
+		}
+		applyErr := applyAll(ctx, rb, tr[half:], 333)
+		swapErr := rb.SwapIn(ctx)
+		if swapErr == nil {
+			t.Fatalf("the swap after a copy was reset under the rebuild succeeded (apply: %v)", applyErr)
+		}
+		if err := rb.Apply(ctx, tr[len(tr)-1:]); err == nil {
+			t.Fatal("Apply after the writer failed succeeded")
+		}
+		if got := viewRows(t, s); !mapsEqual(got, liveRows) {
+			t.Fatal("the live views changed after a failed rebuild")
+		}
+		sameReports(t, "after a failed rebuild", live, reports(t, s, cases))
+	})
+}
