@@ -184,7 +184,7 @@ func (v *View) Park(ctx context.Context, seq uint64, subject, reason string) err
 // view's rules are evaluated over what it touches, raising or retracting alerts as a
 // live batch would. The event keeps its own sequence; the checkpoint does not move.
 func (v *View) Redrive(ctx context.Context, st domain.Stored) (err error) {
-	defer func() { v.ledger, v.raised = nil, false }() // reload from the store next time
+	defer func() { v.ledger, v.raised, v.fresh = nil, false, nil }() // reload from the store next time
 	tx, err := v.s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("view %s: %w", v.cfg.Table, err)

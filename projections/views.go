@@ -158,9 +158,11 @@ type ViewConfig struct {
 	Now func() time.Time
 	// RedactionBuffer overrides the default 4 h. Optional.
 	RedactionBuffer time.Duration
-	// OnRaise, if set, is called after a commit that raised alerts (to wake the
-	// outbox). Optional.
-	OnRaise func()
+	// OnRaise, if set, is called after a commit that raised alerts, with the alerts it
+	// inserted into the outbox (none when it only brought retracted ones back), so they
+	// can be published at once; the outbox table stays the record of what is still to
+	// publish. Optional.
+	OnRaise func(fresh []OutboxAlert)
 }
 
 // View is one view's projector: it keeps the events its rules need (each with its
@@ -178,6 +180,8 @@ type View struct {
 	// redriven is the view's redrive count the live ledger reflects: a redrive (by any
 	// process) applies an event below the checkpoint, so the ledger is reloaded.
 	redriven int64
+	// fresh are the alerts the open transaction inserted into the outbox.
+	fresh []OutboxAlert
 	active   map[string]string
 	seen     map[string]struct{} // bulk: ids kept so far
 }
@@ -242,7 +246,7 @@ func (v *View) Apply(ctx context.Context, batch []domain.Stored) (err error) {
 		if err != nil {
 			// The in-memory ledger may hold events of the rolled-back batch: reload it
 			// from the store next time.
-			v.ledger, v.raised = nil, false
+			v.ledger, v.raised, v.fresh = nil, false, nil
 		}
 	}()
 	tx, err := v.s.begin(ctx)
@@ -355,9 +359,9 @@ func (v *View) Apply(ctx context.Context, batch []domain.Stored) (err error) {
 
 func (v *View) notify() {
 	if v.raised && v.cfg.OnRaise != nil {
-		v.cfg.OnRaise()
+		v.cfg.OnRaise(v.fresh)
 	}
-	v.raised = false
+	v.raised, v.fresh = false, nil
 }
 
 // Tick evaluates, at the wall clock, the findings that time alone can make true
@@ -369,7 +373,7 @@ func (v *View) Tick(ctx context.Context) (err error) {
 	}
 	defer func() {
 		if err != nil {
-			v.ledger, v.raised = nil, false // the active alerts may be ahead of the store
+			v.ledger, v.raised, v.fresh = nil, false, nil // the active alerts may be ahead of the store
 		}
 	}()
 	tx, err := v.s.begin(ctx)
@@ -475,6 +479,8 @@ func (v *View) raise(ctx context.Context, tx *sql.Tx, scope domain.Scope, seq ui
 			if _, err := v.s.stmt(ctx, tx, qUnretract).ExecContext(ctx, id); err != nil {
 				return err
 			}
+		} else {
+			v.fresh = append(v.fresh, OutboxAlert{ID: id, Body: body})
 		}
 		v.active[id] = scopeOf(f)
 		v.raised = true

@@ -11,9 +11,9 @@ import (
 	"github.com/custody/custody/streams"
 )
 
-// views builds the five view projectors over the session's store; onRaise wakes the
-// alerts outbox.
-func (s *session) views(silent bool, onRaise func()) ([]*projections.View, error) {
+// views builds the five view projectors over the session's store; onRaise is handed
+// the alerts each commit raised.
+func (s *session) views(silent bool, onRaise func([]projections.OutboxAlert)) ([]*projections.View, error) {
 	out := make([]*projections.View, 0, len(projections.ViewNames))
 	for _, name := range projections.ViewNames {
 		v, err := projections.NewView(s.store, projections.ViewConfig{Name: name, Silent: silent, OnRaise: onRaise, Lateness: s.lateness, RedactionBuffer: s.redaction})
@@ -57,6 +57,25 @@ func (s *session) catchUp(ctx context.Context) error {
 	return err
 }
 
+// publishAlerts publishes alerts a commit just raised and marks those the log
+// acknowledged; the others stay in the outbox for flushOutbox.
+func (s *session) publishAlerts(ctx context.Context, alerts []projections.OutboxAlert) error {
+	if len(alerts) == 0 {
+		return nil
+	}
+	msgs := make([]streams.Outgoing, len(alerts))
+	for i, a := range alerts {
+		msgs[i] = streams.Outgoing{ID: a.ID, Subject: streams.AlertSubjectPrefix + "raised", Data: a.Body}
+	}
+	var done []string
+	for i, r := range s.pub.PublishAll(ctx, msgs) {
+		if r.Status == streams.Stored || r.Status == streams.Duplicate {
+			done = append(done, alerts[i].ID)
+		}
+	}
+	return s.store.MarkPublished(ctx, done)
+}
+
 // flushOutbox publishes raised alerts to the alerts stream and marks them published.
 func (s *session) flushOutbox(ctx context.Context) (int, error) {
 	n := 0
@@ -92,10 +111,14 @@ func (s *session) flushOutbox(ctx context.Context) (int, error) {
 // projector that fails is started again after a pause that grows with each failure; an
 // error never ends the process.
 func (s *session) runProjectors(ctx context.Context, log func(string, ...any)) error {
-	raised := make(chan struct{}, 1)
-	wake := func() {
+	// The alerts a view's commit raised go straight to the outbox goroutine, which
+	// publishes them without reading them back from the store (the store's one
+	// connection is shared by every projector); what does not fit in the channel, or
+	// fails, is published from the outbox table within a second.
+	raised := make(chan []projections.OutboxAlert, 64)
+	wake := func(fresh []projections.OutboxAlert) {
 		select {
-		case raised <- struct{}{}:
+		case raised <- fresh:
 		default:
 		}
 	}
@@ -163,10 +186,13 @@ func (s *session) runProjectors(ctx context.Context, log func(string, ...any)) e
 			case <-ctx.Done():
 				return nil
 			case <-t.C:
-			case <-raised:
-			}
-			if _, err := s.flushOutbox(ctx); err != nil && ctx.Err() == nil {
-				log("alerts outbox", "err", err)
+				if _, err := s.flushOutbox(ctx); err != nil && ctx.Err() == nil {
+					log("alerts outbox", "err", err)
+				}
+			case fresh := <-raised:
+				if err := s.publishAlerts(ctx, fresh); err != nil && ctx.Err() == nil {
+					log("alerts outbox", "err", err)
+				}
 			}
 		}
 	})
