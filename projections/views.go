@@ -181,9 +181,9 @@ type View struct {
 	// process) applies an event below the checkpoint, so the ledger is reloaded.
 	redriven int64
 	// fresh are the alerts the open transaction inserted into the outbox.
-	fresh []OutboxAlert
-	active   map[string]string
-	seen     map[string]struct{} // bulk: ids kept so far
+	fresh  []OutboxAlert
+	active map[string]string
+	seen   map[string]struct{} // bulk: ids kept so far
 }
 
 // NewView returns the projector of one view.
