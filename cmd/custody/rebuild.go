@@ -91,6 +91,9 @@ func (s *session) rebuild(ctx context.Context, names []string, progress func(app
 
 // progressFor returns a progress callback drawing a bar on w when it is a terminal.
 func progressFor(w io.Writer) func(applied, last uint64) {
+	if lw, ok := w.(*lockedWriter); ok {
+		w = lw.w
+	}
 	f, ok := w.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return nil

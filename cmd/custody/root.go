@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 
 	"github.com/custody/custody/domain"
 	"github.com/custody/custody/projections"
@@ -58,7 +59,8 @@ type globals struct {
 // Run executes the custody command line with the given arguments and streams and returns
 // the exit status. Tests call it in-process.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
+	// stderr is written by the command and by its goroutines' loggers at once.
+	g := &globals{stdin: stdin, stdout: stdout, stderr: &lockedWriter{w: stderr}}
 	root := &cobra.Command{
 		Use:           "custody",
 		Short:         "HIPAA chain of custody for contact-center ePHI, on an immutable JetStream log",
@@ -87,7 +89,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			if _, err := storeKind(g.store); err != nil {
 				return err
 			}
-			g.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			g.log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			return nil
 		},
 	}
@@ -143,4 +145,16 @@ func applyEnv(fs *pflag.FlagSet, name, env string) {
 	if v, ok := os.LookupEnv(env); ok && v != "" {
 		_ = fs.Set(name, v)
 	}
+}
+
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
