@@ -209,21 +209,7 @@ func TestCrashRecovery(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	alertIDs := map[string]int{}
-	if ainfo.State.Msgs > 0 {
-		cons, _ := as.OrderedConsumer(context.Background(), jetstream.OrderedConsumerConfig{})
-		for i := uint64(0); i < ainfo.State.Msgs; i++ {
-			m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-			if err != nil {
-				t.Fatal(err)
-			}
-			e, err := domain.Parse(m.Data())
-			if err != nil {
-				t.Fatal(err)
-			}
-			alertIDs[e.ID]++
-		}
-	}
+	alertIDs := alertsInStream(t, as, ainfo.State.Msgs)
 	nc.Close()
 	proc.Process.Signal(syscall.SIGTERM)
 	if err := proc.Wait(); err != nil {
@@ -300,4 +286,30 @@ func oneRowPerEvent(t *testing.T, db *sql.DB) {
 			t.Fatalf("view %s: %d rows for %d event ids", v, n, ids)
 		}
 	}
+}
+
+// alertsInStream reads the first n messages of the alerts stream and counts each alert
+// id.
+func alertsInStream(t *testing.T, as jetstream.Stream, n uint64) map[string]int {
+	t.Helper()
+	ids := map[string]int{}
+	if n == 0 {
+		return ids
+	}
+	cons, err := as.OrderedConsumer(context.Background(), jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(0); i < n; i++ {
+		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := domain.Parse(m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[e.ID]++
+	}
+	return ids
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/custody/custody/domain"
 	"github.com/custody/custody/projections"
 	"github.com/custody/custody/streams"
 )
@@ -243,24 +242,11 @@ func TestProjectorFailover(t *testing.T) {
 	if raised == 0 {
 		t.Fatal("no alert raised: the test proves nothing about alerts")
 	}
-	seen := map[string]bool{}
-	cons, err := as.OrderedConsumer(context.Background(), jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := uint64(0); i < ai.State.Msgs; i++ {
-		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil {
-			t.Fatal(err)
+	seen := alertsInStream(t, as, ai.State.Msgs)
+	for id, n := range seen {
+		if n != 1 {
+			t.Fatalf("alert %s is in the alerts stream %d times", id, n)
 		}
-		e, err := domain.Parse(m.Data())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if seen[e.ID] {
-			t.Fatalf("alert %s is in the alerts stream twice", e.ID)
-		}
-		seen[e.ID] = true
 	}
 	for _, p := range procs {
 		p.Process.Signal(syscall.SIGTERM)
