@@ -57,11 +57,12 @@ func (s *session) catchUp(ctx context.Context) error {
 	return err
 }
 
-// publishAlerts publishes alerts a commit just raised and marks those the log
-// acknowledged; the others stay in the outbox for flushOutbox.
-func (s *session) publishAlerts(ctx context.Context, alerts []projections.OutboxAlert) error {
+// publishAlerts publishes alerts to the alerts stream and marks those the log
+// acknowledged (stored, or already there); it returns how many. The others stay in the
+// outbox for the next flush.
+func (s *session) publishAlerts(ctx context.Context, alerts []projections.OutboxAlert) (int, error) {
 	if len(alerts) == 0 {
-		return nil
+		return 0, nil
 	}
 	msgs := make([]streams.Outgoing, len(alerts))
 	for i, a := range alerts {
@@ -73,10 +74,10 @@ func (s *session) publishAlerts(ctx context.Context, alerts []projections.Outbox
 			done = append(done, alerts[i].ID)
 		}
 	}
-	return s.store.MarkPublished(ctx, done)
+	return len(done), s.store.MarkPublished(ctx, done)
 }
 
-// flushOutbox publishes raised alerts to the alerts stream and marks them published.
+// flushOutbox publishes every raised alert not yet published.
 func (s *session) flushOutbox(ctx context.Context) (int, error) {
 	n := 0
 	for {
@@ -84,22 +85,13 @@ func (s *session) flushOutbox(ctx context.Context) (int, error) {
 		if err != nil || len(pending) == 0 {
 			return n, err
 		}
-		msgs := make([]streams.Outgoing, len(pending))
-		for i, a := range pending {
-			msgs[i] = streams.Outgoing{ID: a.ID, Subject: streams.AlertSubjectPrefix + "raised", Data: a.Body}
-		}
-		var done []string
-		for i, r := range s.pub.PublishAll(ctx, msgs) {
-			if r.Status == streams.Stored || r.Status == streams.Duplicate {
-				done = append(done, pending[i].ID)
-			}
-		}
-		if err := s.store.MarkPublished(ctx, done); err != nil {
+		done, err := s.publishAlerts(ctx, pending)
+		n += done
+		if err != nil {
 			return n, err
 		}
-		n += len(done)
-		if len(done) < len(pending) {
-			return n, fmt.Errorf("alerts outbox: %d of %d alerts not acknowledged; they stay queued", len(pending)-len(done), len(pending))
+		if done < len(pending) {
+			return n, fmt.Errorf("alerts outbox: %d of %d alerts not acknowledged; they stay queued", len(pending)-done, len(pending))
 		}
 	}
 }
@@ -190,7 +182,7 @@ func (s *session) runProjectors(ctx context.Context, log func(string, ...any)) e
 					log("alerts outbox", "err", err)
 				}
 			case fresh := <-raised:
-				if err := s.publishAlerts(ctx, fresh); err != nil && ctx.Err() == nil {
+				if _, err := s.publishAlerts(ctx, fresh); err != nil && ctx.Err() == nil {
 					log("alerts outbox", "err", err)
 				}
 			}
