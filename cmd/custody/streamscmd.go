@@ -108,6 +108,9 @@ func printStreamStates(ctx context.Context, g *globals, js jetstream.JetStream) 
 			for _, r := range info.Cluster.Replicas {
 				followers += fmt.Sprintf("%s(current=%v,lag=%d) ", r.Name, r.Current, r.Lag)
 			}
+			if followers == "" {
+				followers = "-" // a single server
+			}
 		}
 		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%d\t%d\t%v\t%v\n", want.Name, info.Config.Replicas, leader, followers,
 			info.State.Msgs, info.State.LastSeq, info.Config.DenyDelete, info.Config.DenyPurge)
