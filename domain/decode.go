@@ -34,6 +34,9 @@ type Decoder struct {
 // Decode parses one CloudEvent in structured JSON mode and checks every rule of the
 // contract. All problems are reported together in a *ValidationError (which matches
 // ErrInvalid). A type custody emits itself is rejected and also matches ErrInternalType.
+// The event's strings share one copy of b's text (b itself is not kept): one
+// allocation instead of one per string, and a map that outlives the event should key
+// on a copy (strings.Clone) of an id it keeps alone.
 func (d Decoder) Decode(b []byte) (Event, error) {
 	now := time.Now
 	if d.Now != nil {
@@ -53,7 +56,9 @@ var topLevel = map[string]bool{
 }
 
 func decode(b []byte, notAfter time.Time, internal bool) (Event, error) {
-	top, err := parseObject(b)
+	st := parseStates.Get().(*parseState)
+	defer st.release()
+	top, err := parseObject(st, b)
 	if err != nil {
 		return Event{}, &ValidationError{Problems: []*FieldError{{Field: "event", Rule: "must be one JSON object: " + jsonProblem(err)}}}
 	}
@@ -123,7 +128,7 @@ func decode(b []byte, notAfter time.Time, internal bool) (Event, error) {
 			e.DataSchema = v
 		}
 	}
-	extra := make([]string, 0, len(top))
+	var extra []string
 	for _, m := range top {
 		if !topLevel[m.name] {
 			extra = append(extra, m.name)
@@ -132,7 +137,7 @@ func decode(b []byte, notAfter time.Time, internal bool) (Event, error) {
 	sortStrings(extra)
 	for _, name := range extra {
 		m := o.find(name)
-		raw := m.raw
+		raw := jsontext.Value(m.str)
 		if name == "data_base64" {
 			p.fail(name, "is not accepted: data must be a JSON object in \"data\"")
 			continue
@@ -343,22 +348,50 @@ func (p *parser) eventTime(field, s string) (time.Time, bool) {
 }
 
 // member is one member of a parsed JSON object: strings unquoted, objects parsed,
-// other values kept raw.
+// other values kept as their JSON text.
 type member struct {
 	name string
+	str  string   // kind '"': the string; other scalar kinds and arrays: the JSON text
+	obj  []member // kind '{'
 	kind jsontext.Kind
-	str  string         // kind '"'
-	obj  []member       // kind '{'
-	raw  jsontext.Value // other kinds
 	seen bool
 }
 
+// parseState is what decoding one event uses and gives back when done: the jsontext
+// decoder, the event's text as one string (every name and value without escapes is a
+// substring of it, so reading an event allocates once for its text) and the member
+// lists of its objects.
+type parseState struct {
+	r     bytes.Reader
+	dec   *jsontext.Decoder
+	src   string
+	lists [][]member
+	used  int
+}
+
+var parseStates = sync.Pool{New: func() any {
+	st := &parseState{}
+	st.dec = jsontext.NewDecoder(&st.r)
+	return st
+}}
+
+// release clears what the state refers to and gives it back to the pool.
+func (st *parseState) release() {
+	for i := range st.lists[:st.used] {
+		clear(st.lists[i])
+		st.lists[i] = st.lists[i][:0]
+	}
+	st.used, st.src = 0, ""
+	st.r.Reset(nil)
+	parseStates.Put(st)
+}
+
 // parseObject reads exactly one JSON object with the jsontext decoder, which rejects
-// duplicate member names and invalid UTF-8. It streams tokens instead of building maps
-// by reflection: decoding is on the ingest hot path.
-func parseObject(b []byte) ([]member, error) {
-	st := decoders.Get().(*pooledDecoder)
-	defer decoders.Put(st)
+// duplicate member names and invalid UTF-8. It streams raw values instead of building
+// maps by reflection: decoding is on the path of every ingest, view and rebuild. The
+// members stay valid until st is released.
+func parseObject(st *parseState, b []byte) ([]member, error) {
+	st.src = string(b)
 	st.r.Reset(b)
 	st.dec.Reset(&st.r)
 	dec := st.dec
@@ -369,7 +402,7 @@ func parseObject(b []byte) ([]member, error) {
 	if tok.Kind() != '{' {
 		return nil, fmt.Errorf("got %s", kindName(tok.Kind()))
 	}
-	ms, err := readMembers(dec)
+	ms, err := st.readMembers()
 	if err != nil {
 		return nil, err
 	}
@@ -382,41 +415,36 @@ func parseObject(b []byte) ([]member, error) {
 	return ms, nil
 }
 
-type pooledDecoder struct {
-	r   bytes.Reader
-	dec *jsontext.Decoder
-}
-
-var decoders = sync.Pool{New: func() any {
-	st := &pooledDecoder{}
-	st.dec = jsontext.NewDecoder(&st.r)
-	return st
-}}
-
-func readMembers(dec *jsontext.Decoder) ([]member, error) {
-	ms := make([]member, 0, 10)
+// readMembers reads the members of an object whose '{' was read, and its '}'.
+func (st *parseState) readMembers() ([]member, error) {
+	dec := st.dec
+	i := st.used
+	if i == len(st.lists) {
+		st.lists = append(st.lists, make([]member, 0, 12))
+	}
+	st.used++
+	ms := st.lists[i][:0]
+	defer func() { st.lists[i] = ms[:0] }() // keep what append grew
 	for {
 		if dec.PeekKind() == '}' {
 			_, err := dec.ReadToken()
 			return ms, err
 		}
-		name, err := dec.ReadToken()
+		name, err := st.readString()
 		if err != nil {
 			return nil, err
 		}
-		m := member{name: name.String(), kind: dec.PeekKind()}
+		m := member{name: name, kind: dec.PeekKind()}
 		switch m.kind {
 		case '"':
-			t, err := dec.ReadToken()
-			if err != nil {
+			if m.str, err = st.readString(); err != nil {
 				return nil, err
 			}
-			m.str = t.String()
 		case '{':
 			if _, err := dec.ReadToken(); err != nil {
 				return nil, err
 			}
-			if m.obj, err = readMembers(dec); err != nil {
+			if m.obj, err = st.readMembers(); err != nil {
 				return nil, err
 			}
 		default:
@@ -424,10 +452,37 @@ func readMembers(dec *jsontext.Decoder) ([]member, error) {
 			if err != nil {
 				return nil, err
 			}
-			m.raw = v.Clone()
+			m.str = st.text(v)
 		}
 		ms = append(ms, m)
 	}
+}
+
+// readString reads a string value or an object name, unquoted: a substring of the
+// event's text unless it has escapes.
+func (st *parseState) readString() (string, error) {
+	v, err := st.dec.ReadValue()
+	if err != nil {
+		return "", err
+	}
+	if len(v) < 2 || v[0] != '"' {
+		return "", fmt.Errorf("got %s where a string was expected", kindName(v.Kind()))
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		s := st.text(v)
+		return s[1 : len(s)-1], nil
+	}
+	u, err := jsontext.AppendUnquote(nil, v)
+	if err != nil {
+		return "", err
+	}
+	return string(u), nil
+}
+
+// text returns v, just read, as a substring of the event's text.
+func (st *parseState) text(v jsontext.Value) string {
+	end := int(st.dec.InputOffset())
+	return st.src[end-len(v) : end]
 }
 
 // object is one JSON object under validation; it remembers which members were read so
@@ -439,6 +494,13 @@ type object struct {
 }
 
 func (o *object) path(key string) string { return o.pre + key }
+
+// scan is parser.scan for the member key, its path built only for a problem.
+func (o *object) scan(key, s string) {
+	if rule := RawIdentifier(s); rule != "" {
+		o.p.fail(o.path(key), rule)
+	}
+}
 
 func (o *object) find(key string) *member {
 	for i := range o.m {
@@ -468,7 +530,7 @@ func (o *object) get(key string, required bool) *member {
 func (o *object) str(key string, required bool) (string, bool) {
 	s, ok := o.unscanned(key, required)
 	if ok && o.pre != "" {
-		o.p.scan(o.path(key), s)
+		o.scan(key, s)
 	}
 	return s, ok
 }
@@ -518,7 +580,7 @@ func (o *object) ident(key string, required bool) string {
 		o.p.fail(o.path(key), "must be 1-128 characters of A-Z a-z 0-9 _ - :")
 		return ""
 	}
-	o.p.scan(o.path(key), m.str)
+	o.scan(key, m.str)
 	return m.str
 }
 
@@ -558,7 +620,7 @@ func (o *object) integer(key string, required bool) (int64, bool) {
 		o.p.fail(o.path(key), "must be a JSON integer, not "+kindName(m.kind))
 		return 0, false
 	}
-	n, err := strconv.ParseInt(string(m.raw), 10, 64)
+	n, err := strconv.ParseInt(m.str, 10, 64)
 	if err != nil {
 		o.p.fail(o.path(key), "must be a JSON integer (no fraction or exponent) within 64 bits")
 		return 0, false
@@ -575,7 +637,11 @@ func (o *object) obj(key string, required bool) *object {
 		o.p.fail(o.path(key), "must be a JSON object, not "+kindName(m.kind))
 		return nil
 	}
-	return &object{p: o.p, m: m.obj, pre: o.path(key) + "."}
+	pre := o.path(key) + "."
+	if o.pre == "" && key == "data" {
+		pre = "data." // no allocation for every event's data
+	}
+	return &object{p: o.p, m: m.obj, pre: pre}
 }
 
 // finish reports every member that was not read as unknown.
@@ -676,6 +742,42 @@ func canonicalUUID(s string) (string, bool) {
 	if len(s) != 36 {
 		return "", false
 	}
+	if strings.ContainsFunc(s, func(r rune) bool { return r >= 'A' && r <= 'F' }) {
+		return canonicalUUIDUpper(s)
+	}
+	if !uuidShape(s) {
+		return "", false
+	}
+	return s, true
+}
+
+// uuidShape checks the canonical form of a lower-case UUID.
+func uuidShape(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+			continue
+		}
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	if v := s[14]; v < '1' || v > '8' {
+		return false
+	}
+	switch s[19] {
+	case '8', '9', 'a', 'b':
+		return true
+	}
+	return false
+}
+
+// canonicalUUIDUpper is canonicalUUID for a UUID with upper-case hex digits.
+func canonicalUUIDUpper(s string) (string, bool) {
 	b := []byte(s)
 	for i, c := range b {
 		switch i {
@@ -710,6 +812,16 @@ func canonicalUUID(s string) (string, bool) {
 func NewID(s string) (string, bool) { return canonicalUUID(s) }
 
 func isURIReference(s string) bool {
+	// Unreserved characters and slashes (what a platform and tenant name is made of)
+	// always parse: no scheme, port, host or escape to check.
+	plain := true
+	for i := 0; i < len(s) && plain; i++ {
+		c := s[i]
+		plain = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' || c == '/'
+	}
+	if plain {
+		return true
+	}
 	for _, r := range s {
 		if unicode.IsSpace(r) || unicode.IsControl(r) {
 			return false

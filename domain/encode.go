@@ -18,7 +18,7 @@ type jsonWriter struct {
 
 func (w *jsonWriter) open() { w.b = append(w.b, '{'); w.first = true }
 
-func (w *jsonWriter) close() { w.b = append(w.b, '}') }
+func (w *jsonWriter) close() { w.b = append(w.b, '}'); w.first = false }
 
 func (w *jsonWriter) key(k string) {
 	if !w.first {

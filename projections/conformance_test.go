@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -375,6 +376,130 @@ func TestConformanceDuplicateIDsKeptOnce(t *testing.T) {
 			t.Fatalf("known ids %v %v: want the first sequence only", known, err)
 		}
 	})
+}
+
+// crossTypeLogs returns two logs of the same length built from the traffic. After every
+// seventh event, log a stores the content (type, subject, data) of a later event of
+// another type under the id and time of an event three before, where log b stores that
+// earlier event again, byte for byte. The contract makes a second event with an id
+// already seen a duplicate whatever its content, so both logs must give the same views.
+func crossTypeLogs(t *testing.T, tr []domain.Stored) (a, b []domain.Stored, copies int) {
+	t.Helper()
+	for i, s := range tr {
+		a, b = append(a, s), append(b, s)
+		if i%7 != 6 {
+			continue
+		}
+		orig := tr[i-3]
+		j := slices.IndexFunc(tr[i+1:], func(o domain.Stored) bool { return o.Event.Type != orig.Event.Type })
+		if j < 0 {
+			continue
+		}
+		other := tr[i+1+j]
+		e := other.Event
+		e.ID, e.Time = orig.Event.ID, orig.Event.Time
+		raw, err := e.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		a = append(a, domain.Stored{Subject: other.Subject, Received: orig.Received, Raw: raw, Event: e})
+		b = append(b, orig)
+		copies++
+	}
+	for i := range a {
+		a[i].Seq, b[i].Seq = uint64(i+1), uint64(i+1)
+	}
+	return a, b, copies
+}
+
+func TestConformanceDuplicateIDsAcrossTypes(t *testing.T) {
+	tr := mustTraffic(t)
+	now := clock(tr)
+	cases := reportCases(tr, now())
+	logA, logB, copies := crossTypeLogs(t, tr)
+	if copies < 100 {
+		t.Fatalf("only %d copies under another type", copies)
+	}
+	ctx := context.Background()
+	// Each log, on each store: the live views (batches of 97 and of 1000), then a
+	// rebuild of every view, each read into reports.
+	run := func(t *testing.T, s *projections.Store, log []domain.Stored, batch int) (live, rebuilt map[string][]byte) {
+		for _, name := range projections.ViewNames {
+			v := newView(t, s, projections.ViewConfig{Name: name, Now: now})
+			if err := applyAll(ctx, v, log, batch); err != nil {
+				t.Fatal(err)
+			}
+			if err := v.Tick(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		live = reports(t, s, cases)
+		var cfgs []projections.ViewConfig
+		for _, name := range projections.ViewNames {
+			cfgs = append(cfgs, projections.ViewConfig{Name: name, Now: now})
+		}
+		rb, err := projections.NewRebuild(ctx, s, cfgs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rb.Close()
+		if err := applyAll(ctx, rb, log, 500); err != nil {
+			t.Fatal(err)
+		}
+		if err := rb.SwapIn(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return live, reports(t, s, cases)
+	}
+	// The registry must name every id once, at the sequence that first stored it.
+	wantFirst := map[string]int64{}
+	for _, st := range logA {
+		if _, ok := wantFirst[st.Event.ID]; !ok {
+			wantFirst[st.Event.ID] = int64(st.Seq)
+		}
+	}
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) {
+			for _, batch := range []int{97, 1000} {
+				t.Run(fmt.Sprint("batch ", batch), func(t *testing.T) {
+					sa, sb := freshStore(t, kind), freshStore(t, kind)
+					liveA, rebuiltA := run(t, sa, logA, batch)
+					liveB, rebuiltB := run(t, sb, logB, batch)
+					for key, want := range liveB {
+						if got := liveA[key]; string(got) != string(want) {
+							t.Errorf("%s: the live views keep a copy stored under an id already seen:\nwith copies   %s\nwith re-sends %s", key, got, want)
+						}
+						if got := rebuiltA[key]; string(got) != string(want) {
+							t.Errorf("%s: the rebuild keeps a copy stored under an id already seen:\nwith copies   %s\nwith re-sends %s", key, got, want)
+						}
+						if got := rebuiltB[key]; string(got) != string(want) {
+							t.Errorf("%s: the rebuild differs from the live views:\nrebuilt %s\nlive    %s", key, got, want)
+						}
+					}
+					r, err := sa.DB().Query(`SELECT event_id, seq FROM event_ids`)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer r.Close()
+					got := map[string]int64{}
+					for r.Next() {
+						var id string
+						var seq int64
+						if err := r.Scan(&id, &seq); err != nil {
+							t.Fatal(err)
+						}
+						got[id] = seq
+					}
+					if err := r.Err(); err != nil {
+						t.Fatal(err)
+					}
+					if !maps.Equal(got, wantFirst) {
+						t.Errorf("registry: %d ids, want %d, each at its first sequence", len(got), len(wantFirst))
+					}
+				})
+			}
+		})
+	}
 }
 
 // reportCases are the parameters every report is computed with.

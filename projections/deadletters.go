@@ -213,8 +213,14 @@ func (v *View) Redrive(ctx context.Context, st domain.Stored) (err error) {
 		state.maxTime = e.Time
 	}
 	how := "redriven"
-	if v.spec.types[e.Type] {
-		tbl, err := v.s.ensureTable(ctx, tx, v.cfg.Table, false)
+	first, err := v.s.firstSeqs(ctx, tx, []domain.Stored{st}, 0)
+	if err != nil {
+		return fmt.Errorf("view %s: %w", v.cfg.Table, err)
+	}
+	if seq := first[e.ID]; seq != st.Seq {
+		how = fmt.Sprintf("redriven: a duplicate of the event id stored at sequence %d", seq)
+	} else if v.spec.types[e.Type] {
+		tbl, err := v.s.ensureTable(ctx, tx, v.cfg.Table)
 		if err != nil {
 			return err
 		}

@@ -33,8 +33,9 @@ type Rebuild struct {
 	keys  []string
 	// tables are the copies' tables, created by NewRebuild.
 	tables []string
-	// seen holds, for every event id kept so far, one bit per view that kept it.
-	seen map[string]uint8
+	// first holds, for every event id read so far, the sequence that first stored it
+	// (registry.go): every event after it with the same id is a duplicate.
+	first map[string]uint64
 	// types holds, for every event type, one bit per view that reads it.
 	types map[domain.Type]uint8
 	// cps and sts are what Apply has accepted for each copy (ahead of the store while
@@ -53,7 +54,7 @@ func NewRebuild(ctx context.Context, s *Store, cfgs ...ViewConfig) (*Rebuild, er
 	if len(cfgs) == 0 || len(cfgs) > 8 {
 		return nil, fmt.Errorf("rebuild: 1 to 8 views, not %d", len(cfgs))
 	}
-	r := &Rebuild{s: s, seen: map[string]uint8{}, types: map[domain.Type]uint8{}}
+	r := &Rebuild{s: s, first: map[string]uint64{}, types: map[domain.Type]uint8{}}
 	for i, cfg := range cfgs {
 		cfg.Table, cfg.Silent, cfg.Bulk = RebuildTable(cfg.Name), true, true
 		v, err := NewView(s, cfg)
@@ -93,18 +94,9 @@ func (r *Rebuild) create(ctx context.Context) error {
 		if err := r.s.dropKey(ctx, tx, key); err != nil {
 			return err
 		}
-		// The index of event ids from the start, the index of times at the swap
-		// (SwapIn adds what a table lacks). In sequence order ids mostly ascend, so
-		// keeping their index as the rows arrive costs the writer about what building it
-		// at the swap would, but while the reader decodes beside it; times wander by up
-		// to the allowed lateness, so keeping theirs costs the writer twice what
-		// sorting them once does (docs/adr/0004-views.md).
-		tbl, err := r.s.ensureTable(ctx, tx, key, true)
+		tbl, err := r.s.ensureTable(ctx, tx, key)
 		if err != nil {
 			return err
-		}
-		if _, err := tx.ExecContext(ctx, tableIndexes(tbl)[idIndex]); err != nil {
-			return fmt.Errorf("index %s: %w", tbl, err)
 		}
 		r.tables = append(r.tables, tbl)
 	}
@@ -146,7 +138,68 @@ func (r *Rebuild) SwapIn(ctx context.Context) error {
 	if err := r.Finish(ctx); err != nil {
 		return err
 	}
+	if err := r.pruneRegistry(ctx); err != nil {
+		return err
+	}
 	return r.s.SwapIn(ctx, r.names...)
+}
+
+// pruneRegistry makes the registry of event ids agree with the log up to the last
+// sequence the rebuild read: the writer gave every id read its first sequence; this
+// removes the rows up to there that name an id the log does not hold there (a damaged
+// or edited store). Counting them first spares the scan when there are none.
+func (r *Rebuild) pruneRegistry(ctx context.Context) error {
+	if !r.loaded {
+		return nil
+	}
+	last := r.cps[0]
+	for _, cp := range r.cps[1:] {
+		last = max(last, cp)
+	}
+	var n int64
+	if err := r.s.db.QueryRowContext(ctx, r.s.q(`SELECT COUNT(*) FROM event_ids WHERE seq <= ?`), int64(last)).Scan(&n); err != nil {
+		return fmt.Errorf("rebuild: event ids: %w", err)
+	}
+	if n == int64(len(r.first)) {
+		return nil
+	}
+	rows, err := r.s.db.QueryContext(ctx, r.s.q(`SELECT event_id, seq FROM event_ids WHERE seq <= ?`), int64(last))
+	if err != nil {
+		return fmt.Errorf("rebuild: event ids: %w", err)
+	}
+	var stray []string
+	for rows.Next() {
+		var id string
+		var seq int64
+		if err := rows.Scan(&id, &seq); err != nil {
+			rows.Close()
+			return fmt.Errorf("rebuild: event ids: %w", err)
+		}
+		if r.first[id] != uint64(seq) {
+			stray = append(stray, id)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("rebuild: event ids: %w", err)
+	}
+	tx, err := r.s.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	defer tx.Rollback()
+	for lo := 0; lo < len(stray); lo += registryChunk {
+		part := stray[lo:min(lo+registryChunk, len(stray))]
+		args := make([]any, 0, len(part)+1)
+		for _, id := range part {
+			args = append(args, id)
+		}
+		args = append(args, int64(last))
+		if _, err := tx.ExecContext(ctx, r.s.q(`DELETE FROM event_ids WHERE event_id IN (`+placeholderList(len(part))+`) AND seq <= ?`), args...); err != nil {
+			return fmt.Errorf("rebuild: event ids: %w", err)
+		}
+	}
+	return tx.Commit()
 }
 
 // load reads every copy's checkpoint and state from the store, once the writer has
@@ -232,10 +285,15 @@ func (r *Rebuild) Apply(ctx context.Context, batch []domain.Stored) error {
 	for _, s := range batch {
 		e := s.Event
 		keep := r.types[e.Type] // the copies that read its type
-		// The ids each copy kept so far, looked up once per event; each value is converted
-		// to an interface once, whatever the copies that keep it.
-		var seen uint8
-		looked, kept := false, false
+		// The first sequence of its id, over the whole log: the id is registered the
+		// first time it is read, whatever the copies that keep the event.
+		first, ok := r.first[e.ID]
+		if !ok {
+			first = s.Seq
+			r.first[strings.Clone(e.ID)] = first // the event's strings share its text
+			b.ids = append(b.ids, e.ID, int64(first))
+		}
+		// Each value is converted to an interface once, whatever the copies that keep it.
 		var seq, id, at any
 		for i, v := range r.views {
 			cp := r.cps[i]
@@ -254,25 +312,14 @@ func (r *Rebuild) Apply(ctx context.Context, batch []domain.Stored) error {
 			if late {
 				st.late++
 			}
-			bit := uint8(1) << i
-			if keep&bit == 0 {
-				continue
+			if keep&(1<<i) == 0 || first != s.Seq {
+				continue // not of its types, or an id the log already holds
 			}
-			if !looked {
-				seen, looked = r.seen[e.ID], true
-			}
-			if seen&bit != 0 {
-				continue // an id the view already has: the same event
-			}
-			seen, kept = seen|bit, true
 			if seq == nil {
 				seq, id, at = int64(s.Seq), e.ID, dbTime(e.Time)
 				b.bodies = append(b.bodies, seq, string(s.Raw))
 			}
 			b.rows[i] = append(b.rows[i], seq, id, at, late)
-		}
-		if kept {
-			r.seen[e.ID] = seen
 		}
 	}
 	if !applied {
@@ -290,15 +337,11 @@ func (r *Rebuild) Apply(ctx context.Context, batch []domain.Stored) error {
 var errRebuildClosed = errors.New("rebuild: closed")
 
 // rebuildStmts prepares, on the database, the multi-row inserts of every size the
-// writer runs: for each copy's table and for event_bodies.
+// writer runs: for each copy's table, event_bodies and event_ids.
 func rebuildStmts(ctx context.Context, s *Store, tables []string) (*stmtCache, error) {
 	c := &stmtCache{db: true, stmts: map[string]*sql.Stmt{}}
-	heads := make([]*multiRow, 0, len(tables)+1)
-	for _, tbl := range tables {
-		heads = append(heads, rebuildRows(s, tbl, c))
-	}
-	heads = append(heads, newBodies(s, nil, c))
-	for _, m := range heads {
+	for t := 0; t < len(tables)+2; t++ {
+		m := rebuildTarget(s, tables, t, c)
 		for k := bulkRows; k > 0; k /= 2 {
 			if _, err := m.prepare(ctx, k); err != nil {
 				c.close()
@@ -309,7 +352,17 @@ func rebuildStmts(ctx context.Context, s *Store, tables []string) (*stmtCache, e
 	return c, nil
 }
 
-// rebuildRows inserts into a copy's table.
-func rebuildRows(s *Store, tbl string, c *stmtCache) *multiRow {
-	return newMultiRow(s, nil, `INSERT INTO `+tbl+` `+sharedCols+` VALUES `, 4, ``, c)
+// rebuildTarget is the multi-row insert of the writer's table t: the copies' tables,
+// then event_bodies, then event_ids.
+func rebuildTarget(s *Store, tables []string, t int, c *stmtCache) *multiRow {
+	switch n := len(tables); {
+	case t < n:
+		return newMultiRow(s, nil, `INSERT INTO `+tables[t]+` `+sharedCols+` VALUES `, 4, ``, c)
+	case t == n:
+		return newBodies(s, nil, c)
+	}
+	// The rebuild read the log from its start: the sequence it gives an id is the
+	// truth, also over a registry a damaged store got wrong.
+	return newMultiRow(s, nil, `INSERT INTO event_ids (event_id, seq) VALUES `, 2,
+		` ON CONFLICT (event_id) DO UPDATE SET seq = excluded.seq WHERE event_ids.seq <> excluded.seq`, c)
 }

@@ -24,12 +24,14 @@ const (
 )
 
 // rebuildBatch is what Apply hands the writer: every copy's rows (the arguments of the
-// multi-row inserts, 4 per row), the bodies (2 per event kept by any copy), and each
-// copy's checkpoint and state after the batch.
+// multi-row inserts, 4 per row), the bodies (2 per event kept by any copy), the
+// registry's rows (2 per id read for the first time), and each copy's checkpoint and
+// state after the batch.
 type rebuildBatch struct {
 	ctx    context.Context
 	rows   [][]any
 	bodies []any
+	ids    []any
 	cps    []uint64
 	sts    []viewState
 	events int
@@ -47,7 +49,7 @@ type rebuildWriter struct {
 	tables []string
 	stmts  *stmtCache
 	// byRows[t][j] is the statement inserting 1<<j rows into table t (the copies',
-	// then event_bodies), prepared on the database.
+	// then event_bodies, then event_ids), prepared on the database.
 	byRows [][]*sql.Stmt
 	cols   []int
 	in     chan *rebuildBatch
@@ -80,13 +82,10 @@ func newRebuildWriter(ctx context.Context, s *Store, keys, tables []string) (*re
 	w := &rebuildWriter{s: s, keys: keys, tables: tables, stmts: stmts,
 		in: make(chan *rebuildBatch, rebuildQueue), free: make(chan *rebuildBatch, rebuildQueue+2),
 		quit: make(chan struct{}), done: make(chan struct{}), errc: make(chan struct{}),
-		pend: make([][]any, n+1), cps: make([]uint64, n), sts: make([]viewState, n), dirty: make([]bool, n),
+		pend: make([][]any, n+2), cps: make([]uint64, n), sts: make([]viewState, n), dirty: make([]bool, n),
 		committed: make([]uint64, n)}
-	for t := 0; t <= n; t++ {
-		m := newBodies(s, nil, stmts)
-		if t < n {
-			m = rebuildRows(s, tables[t], stmts)
-		}
+	for t := 0; t < n+2; t++ {
+		m := rebuildTarget(s, tables, t, stmts)
 		var byRows []*sql.Stmt
 		for k := 1; k <= bulkRows; k *= 2 {
 			st, err := m.prepare(ctx, k)
@@ -122,7 +121,8 @@ func (w *rebuildWriter) recycle(b *rebuildBatch) {
 		b.rows[i] = b.rows[i][:0]
 	}
 	clear(b.bodies)
-	b.bodies, b.ctx, b.events = b.bodies[:0], nil, 0
+	clear(b.ids)
+	b.bodies, b.ids, b.ctx, b.events = b.bodies[:0], b.ids[:0], nil, 0
 	select {
 	case w.free <- b:
 	default:
@@ -253,9 +253,14 @@ func (w *rebuildWriter) write(b *rebuildBatch) error {
 		}
 	}
 	for t := range w.pend {
-		args := b.bodies
-		if t < len(b.rows) {
+		var args []any
+		switch n := len(b.rows); {
+		case t < n:
 			args = b.rows[t]
+		case t == n:
+			args = b.bodies
+		default:
+			args = b.ids
 		}
 		if err := w.insert(ctx, t, args, false); err != nil {
 			return err
@@ -324,10 +329,13 @@ func (w *rebuildWriter) insert(ctx context.Context, t int, args []any, all bool)
 			w.txStmts[w.byRows[t][j]] = st
 		}
 		if _, err := st.ExecContext(ctx, p[:n]...); err != nil {
-			if t < len(w.keys) {
+			switch n := len(w.keys); {
+			case t < n:
 				return fmt.Errorf("view %s: %w", w.keys[t], err)
+			case t == n:
+				return fmt.Errorf("bodies: %w", err)
 			}
-			return fmt.Errorf("bodies: %w", err)
+			return fmt.Errorf("event ids: %w", err)
 		}
 		p = p[n:]
 	}

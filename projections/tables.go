@@ -58,9 +58,9 @@ func (s *Store) tableLayout(ctx context.Context, q queryer, key string) (string,
 	return tbl, layout, nil
 }
 
-// ensureTable returns the physical table of a view key, creating it (layoutShared, with
-// its indexes unless bulk) when missing.
-func (s *Store) ensureTable(ctx context.Context, tx execer, key string, bulk bool) (string, error) {
+// ensureTable returns the physical table of a view key, creating it (layoutShared) when
+// missing.
+func (s *Store) ensureTable(ctx context.Context, tx execer, key string) (string, error) {
 	tbl, err := s.tableOf(ctx, tx.(queryer), key)
 	if err != nil || tbl != "" {
 		return tbl, err
@@ -72,7 +72,12 @@ func (s *Store) ensureTable(ctx context.Context, tx execer, key string, bulk boo
 		seqType = "BIGINT"
 	}
 	// The event's other fields are in its body (event_bodies): a view's table holds
-	// what its queries select by.
+	// what its queries select by. It has no secondary index: duplicates are found in the
+	// registry of event ids (registry.go), and a report reads every kept row up to its
+	// log position in sequence order, keeping those at or before its instant, so indexes
+	// of ids or times would only cost every insert and every rebuild
+	// (docs/adr/0004-views.md). Tables made before keep their indexes until a rebuild
+	// replaces them.
 	ddl := `CREATE TABLE ` + tbl + ` (
 		seq ` + seqType + ` PRIMARY KEY,
 		event_id TEXT NOT NULL,
@@ -82,41 +87,10 @@ func (s *Store) ensureTable(ctx context.Context, tx execer, key string, bulk boo
 	if _, err := tx.ExecContext(ctx, ddl); err != nil {
 		return "", fmt.Errorf("create %s: %w", tbl, err)
 	}
-	if !bulk {
-		if err := s.indexTable(ctx, tx, tbl); err != nil {
-			return "", err
-		}
-	}
 	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO view_tables (view, tbl, layout) VALUES (?, ?, ?)`), key, tbl, layoutShared); err != nil {
 		return "", fmt.Errorf("register %s: %w", tbl, err)
 	}
 	return tbl, nil
-}
-
-// The secondary indexes of a view's table (tableIndexes).
-const (
-	idIndex   = iota // unique event ids
-	timeIndex        // event times
-)
-
-// tableIndexes are the statements creating a view's table's secondary indexes, by
-// idIndex and timeIndex.
-func tableIndexes(tbl string) []string {
-	return []string{
-		`CREATE UNIQUE INDEX IF NOT EXISTS ` + tbl + `_id ON ` + tbl + ` (event_id)`,
-		`CREATE INDEX IF NOT EXISTS ` + tbl + `_time ON ` + tbl + ` (event_time)`,
-	}
-}
-
-// indexTable adds the secondary indexes a table lacks (a bulk load adds them at the
-// end).
-func (s *Store) indexTable(ctx context.Context, tx execer, tbl string) error {
-	for _, ddl := range tableIndexes(tbl) {
-		if _, err := tx.ExecContext(ctx, ddl); err != nil {
-			return fmt.Errorf("index %s: %w", tbl, err)
-		}
-	}
-	return nil
 }
 
 // RebuildTable is the key a view is rebuilt under before it is swapped in.
@@ -191,9 +165,6 @@ func (s *Store) swapIn(ctx context.Context, tx *sql.Tx, view string) error {
 	}
 	if tbl == "" {
 		return fmt.Errorf("swap %s: no rebuilt copy", view)
-	}
-	if err := s.indexTable(ctx, tx, tbl); err != nil {
-		return err
 	}
 	if err := s.dropKey(ctx, tx, view); err != nil {
 		return err

@@ -144,9 +144,10 @@ type ViewConfig struct {
 	Name string
 	// Silent raises no alerts (rebuilds). Optional.
 	Silent bool
-	// Bulk loads a fresh copy: duplicates are dropped in memory and the secondary
-	// indexes are left to be built when the copy is swapped in (a report recomputed in
-	// a scratch store; rebuilds use Rebuild). Optional.
+	// Bulk loads a fresh copy from the start of the log, many rows per statement:
+	// duplicates are found in memory (every id passed is remembered) instead of in the
+	// store's registry of event ids, which it does not write (a report recomputed in a
+	// scratch store; rebuilds use Rebuild). Optional.
 	Bulk bool
 	// Table is the name its rows are kept under; a rebuild writes a fresh copy under
 	// another name and swaps it in. Optional; default Name.
@@ -183,7 +184,7 @@ type View struct {
 	// fresh are the alerts the open transaction inserted into the outbox.
 	fresh  []OutboxAlert
 	active map[string]string
-	seen   map[string]struct{} // bulk: ids kept so far
+	seen   map[string]uint64 // bulk: every id passed so far, with the sequence that first stored it
 }
 
 // NewView returns the projector of one view.
@@ -276,12 +277,20 @@ func (v *View) Apply(ctx context.Context, batch []domain.Stored) (err error) {
 	if err != nil {
 		return err
 	}
-	tbl, err := v.s.ensureTable(ctx, tx, v.cfg.Table, v.cfg.Bulk)
+	tbl, err := v.s.ensureTable(ctx, tx, v.cfg.Table)
 	if err != nil {
 		return err
 	}
-	if v.cfg.Bulk && v.seen == nil {
-		v.seen = map[string]struct{}{}
+	// Whether an event counts is decided over the whole log (the registry of event
+	// ids, registry.go): a bulk copy, filled from the start, keeps every id it passed in
+	// memory; a live view asks the store.
+	var first map[string]uint64
+	if v.cfg.Bulk {
+		if v.seen == nil {
+			v.seen = map[string]uint64{}
+		}
+	} else if first, err = v.s.firstSeqs(ctx, tx, batch, cp); err != nil {
+		return fmt.Errorf("view %s: %w", v.cfg.Table, err)
 	}
 	ins := newInserter(v.s, tx, tbl, v.cfg.Bulk)
 	defer ins.close()
@@ -303,14 +312,20 @@ func (v *View) Apply(ctx context.Context, batch []domain.Stored) (err error) {
 		if late {
 			st.late++
 		}
+		if v.cfg.Bulk {
+			if _, ok := v.seen[e.ID]; !ok {
+				v.seen[strings.Clone(e.ID)] = s.Seq // the event's strings share its text
+			}
+			if v.seen[e.ID] != s.Seq {
+				continue // an id the log already holds, whatever the type: the same event
+			}
+		} else if first[e.ID] != s.Seq {
+			continue
+		}
 		if !v.spec.types[e.Type] {
 			continue
 		}
 		if v.cfg.Bulk {
-			if _, dup := v.seen[e.ID]; dup {
-				continue // an id the view already has: the same event
-			}
-			v.seen[e.ID] = struct{}{}
 			if err := ins.add(ctx, s, late); err != nil {
 				return fmt.Errorf("view %s: sequence %d: %w", v.cfg.Table, s.Seq, err)
 			}
