@@ -119,8 +119,10 @@ func TestRebuildMigratesInlineLayout(t *testing.T) {
 	now := clock(tr)
 	cases := reportCases(tr, now())
 	versions := projections.LayoutMigrations()
-	if len(versions) != 2 || versions[1] != projections.MigrationCount() {
-		t.Fatalf("layout migrations %v of %d: this test downgrades a store by undoing the last two", versions, projections.MigrationCount())
+	// The downgrade below undoes the two layout migrations and forgets every later one,
+	// which runs again on the old schema (the registry's re-keying copies its rows).
+	if len(versions) != 2 || versions[1] != versions[0]+1 || versions[1] > projections.MigrationCount() {
+		t.Fatalf("layout migrations %v of %d: this test downgrades a store by undoing two consecutive ones", versions, projections.MigrationCount())
 	}
 	forEachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()

@@ -213,7 +213,21 @@ var migrations = []string{
 	// The layout of each view's table: 1, the body in the view's own table (tables
 	// created before event_bodies); 2, the body in event_bodies.
 	`ALTER TABLE view_tables ADD COLUMN layout INTEGER NOT NULL DEFAULT 1`,
+	// The registry of event ids (registry.go), written by every projector for every
+	// event since it decides duplicates for all views: on SQLite one b-tree keyed by
+	// the id instead of a table and an index of it.
+	`CREATE TABLE event_ids_keyed (
+		event_id TEXT PRIMARY KEY,
+		seq BIGINT NOT NULL
+	` + keyedTable,
+	`INSERT INTO event_ids_keyed (event_id, seq) SELECT event_id, seq FROM event_ids`,
+	`DROP TABLE event_ids`,
+	`ALTER TABLE event_ids_keyed RENAME TO event_ids`,
 }
+
+// keyedTable ends a migration's CREATE TABLE whose rows are found by their primary key
+// only: on SQLite a table without rowid (one b-tree), on PostgreSQL a plain table.
+const keyedTable = "KEYED_TABLE"
 
 // seqKey in a migration is a sequence primary key: on SQLite the rowid itself (64 bits),
 // on PostgreSQL a BIGINT.
@@ -222,9 +236,9 @@ const seqKey = "SEQ_KEY"
 // ddl adapts a migration to the store's dialect.
 func (s *Store) ddl(stmt string) string {
 	if s.dialect == postgresDialect {
-		return strings.ReplaceAll(stmt, seqKey, "BIGINT PRIMARY KEY")
+		return strings.NewReplacer(seqKey, "BIGINT PRIMARY KEY", keyedTable, ")").Replace(stmt)
 	}
-	return strings.ReplaceAll(stmt, seqKey, "INTEGER PRIMARY KEY")
+	return strings.NewReplacer(seqKey, "INTEGER PRIMARY KEY", keyedTable, ") WITHOUT ROWID").Replace(stmt)
 }
 
 // sortableTime is the fixed-width UTC form stored in SQL, so that text comparison is

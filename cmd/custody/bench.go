@@ -178,7 +178,7 @@ func runPublishBench(ctx context.Context, cfg benchConfig) ([]benchRow, error) {
 		}
 	}
 	if cfg.RebuildEvents > 0 {
-		r, err := benchRebuild(ctx, cfg.Dir, cfg.RebuildEvents)
+		r, err := benchRebuild(ctx, cfg.Dir, cfg.RebuildEvents, cfg.Rounds)
 		if err != nil {
 			return nil, err
 		}

@@ -67,5 +67,15 @@ func TestRebuildProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if mem := os.Getenv("CUSTODY_REBUILD_MEMPROFILE"); mem != "" {
+		mf, err := os.Create(mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer mf.Close()
+		if err := pprof.Lookup("allocs").WriteTo(mf, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
 	t.Logf("%d events: raw %s, rebuild %s, rebuild/raw %.3f", events, raw.Round(time.Millisecond), res.took.Round(time.Millisecond), raw.Seconds()/res.took.Seconds())
 }
