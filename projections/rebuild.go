@@ -54,7 +54,9 @@ func NewRebuild(ctx context.Context, s *Store, cfgs ...ViewConfig) (*Rebuild, er
 	if len(cfgs) == 0 || len(cfgs) > 8 {
 		return nil, fmt.Errorf("rebuild: 1 to 8 views, not %d", len(cfgs))
 	}
-	r := &Rebuild{s: s, first: map[string]uint64{}, types: map[domain.Type]uint8{}}
+	// Room for the ids of a log of some size up front: growing the map step by step
+	// rehashes it each time.
+	r := &Rebuild{s: s, first: make(map[string]uint64, 1<<16), types: map[domain.Type]uint8{}}
 	for i, cfg := range cfgs {
 		cfg.Table, cfg.Silent, cfg.Bulk = RebuildTable(cfg.Name), true, true
 		v, err := NewView(s, cfg)
@@ -287,14 +289,15 @@ func (r *Rebuild) Apply(ctx context.Context, batch []domain.Stored) error {
 		keep := r.types[e.Type] // the copies that read its type
 		// The first sequence of its id, over the whole log: the id is registered the
 		// first time it is read, whatever the copies that keep the event.
+		// Each value is converted to an interface once, whatever the rows it goes in.
+		var seq, id, at any
 		first, ok := r.first[e.ID]
 		if !ok {
 			first = s.Seq
 			r.first[strings.Clone(e.ID)] = first // the event's strings share its text
-			b.ids = append(b.ids, e.ID, int64(first))
+			seq, id = int64(s.Seq), e.ID
+			b.ids = append(b.ids, id, seq)
 		}
-		// Each value is converted to an interface once, whatever the copies that keep it.
-		var seq, id, at any
 		for i, v := range r.views {
 			cp := r.cps[i]
 			if s.Seq <= cp {
@@ -315,8 +318,8 @@ func (r *Rebuild) Apply(ctx context.Context, batch []domain.Stored) error {
 			if keep&(1<<i) == 0 || first != s.Seq {
 				continue // not of its types, or an id the log already holds
 			}
-			if seq == nil {
-				seq, id, at = int64(s.Seq), e.ID, dbTime(e.Time)
+			if at == nil {
+				at = dbTime(e.Time)
 				b.bodies = append(b.bodies, seq, string(s.Raw))
 			}
 			b.rows[i] = append(b.rows[i], seq, id, at, late)
