@@ -34,9 +34,9 @@ type Decoder struct {
 // Decode parses one CloudEvent in structured JSON mode and checks every rule of the
 // contract. All problems are reported together in a *ValidationError (which matches
 // ErrInvalid). A type custody emits itself is rejected and also matches ErrInternalType.
-// The event's strings share one copy of b's text (b itself is not kept): one
-// allocation instead of one per string, and a map that outlives the event should key
-// on a copy (strings.Clone) of an id it keeps alone.
+// The event's strings share one string of its values (b itself is not kept): one
+// allocation instead of one per string; a map that outlives the event should key on a
+// copy (strings.Clone) of an id it keeps alone.
 func (d Decoder) Decode(b []byte) (Event, error) {
 	now := time.Now
 	if d.Now != nil {
@@ -353,18 +353,22 @@ type member struct {
 	name string
 	str  string   // kind '"': the string; other scalar kinds and arrays: the JSON text
 	obj  []member // kind '{'
-	kind jsontext.Kind
-	seen bool
+	// lo and hi bound str in the parse state's values until parseObject sets it.
+	lo, hi int32
+	kind   jsontext.Kind
+	seen   bool
 }
 
 // parseState is what decoding one event uses and gives back when done: the jsontext
-// decoder, the event's text as one string (every name and value without escapes is a
-// substring of it, so reading an event allocates once for its text) and the member
-// lists of its objects.
+// decoder, the event's values (every string unquoted, and the JSON text of every other
+// scalar) gathered in one buffer that becomes one string, of which every member's value
+// is a substring, and the member lists of its objects. Reading an event allocates once
+// for its values, and what its strings keep alive is about their own size: not the
+// names, quotes and punctuation of the event's text.
 type parseState struct {
 	r     bytes.Reader
 	dec   *jsontext.Decoder
-	src   string
+	vals  []byte
 	lists [][]member
 	used  int
 }
@@ -381,7 +385,7 @@ func (st *parseState) release() {
 		clear(st.lists[i])
 		st.lists[i] = st.lists[i][:0]
 	}
-	st.used, st.src = 0, ""
+	st.used, st.vals = 0, st.vals[:0]
 	st.r.Reset(nil)
 	parseStates.Put(st)
 }
@@ -391,7 +395,6 @@ func (st *parseState) release() {
 // maps by reflection: decoding is on the path of every ingest, view and rebuild. The
 // members stay valid until st is released.
 func parseObject(st *parseState, b []byte) ([]member, error) {
-	st.src = string(b)
 	st.r.Reset(b)
 	st.dec.Reset(&st.r)
 	dec := st.dec
@@ -412,6 +415,14 @@ func parseObject(st *parseState, b []byte) ([]member, error) {
 		}
 		return nil, err
 	}
+	vals := string(st.vals)
+	for _, l := range st.lists[:st.used] {
+		for i := range l {
+			if m := &l[i]; m.kind != '{' {
+				m.str = vals[m.lo:m.hi]
+			}
+		}
+	}
 	return ms, nil
 }
 
@@ -424,22 +435,18 @@ func (st *parseState) readMembers() ([]member, error) {
 	}
 	st.used++
 	ms := st.lists[i][:0]
-	defer func() { st.lists[i] = ms[:0] }() // keep what append grew
+	defer func() { st.lists[i] = ms }() // what append grew, and the members for parseObject
 	for {
 		if dec.PeekKind() == '}' {
 			_, err := dec.ReadToken()
 			return ms, err
 		}
-		name, err := st.readString()
+		name, err := st.readName()
 		if err != nil {
 			return nil, err
 		}
 		m := member{name: name, kind: dec.PeekKind()}
 		switch m.kind {
-		case '"':
-			if m.str, err = st.readString(); err != nil {
-				return nil, err
-			}
 		case '{':
 			if _, err := dec.ReadToken(); err != nil {
 				return nil, err
@@ -452,25 +459,38 @@ func (st *parseState) readMembers() ([]member, error) {
 			if err != nil {
 				return nil, err
 			}
-			m.str = st.text(v)
+			m.lo = int32(len(st.vals))
+			switch {
+			case m.kind != '"':
+				st.vals = append(st.vals, v...)
+			case bytes.IndexByte(v, '\\') < 0:
+				st.vals = append(st.vals, v[1:len(v)-1]...)
+			default:
+				if st.vals, err = jsontext.AppendUnquote(st.vals, v); err != nil {
+					return nil, err
+				}
+			}
+			m.hi = int32(len(st.vals))
 		}
 		ms = append(ms, m)
 	}
 }
 
-// readString reads a string value or an object name, unquoted: a substring of the
-// event's text unless it has escapes.
-func (st *parseState) readString() (string, error) {
+// readName reads an object name: one of the contract's names without allocating.
+func (st *parseState) readName() (string, error) {
 	v, err := st.dec.ReadValue()
 	if err != nil {
 		return "", err
 	}
 	if len(v) < 2 || v[0] != '"' {
-		return "", fmt.Errorf("got %s where a string was expected", kindName(v.Kind()))
+		return "", fmt.Errorf("got %s where a name was expected", kindName(v.Kind()))
 	}
 	if bytes.IndexByte(v, '\\') < 0 {
-		s := st.text(v)
-		return s[1 : len(s)-1], nil
+		raw := v[1 : len(v)-1]
+		if name, ok := knownNames[string(raw)]; ok {
+			return name, nil
+		}
+		return string(raw), nil
 	}
 	u, err := jsontext.AppendUnquote(nil, v)
 	if err != nil {
@@ -479,11 +499,21 @@ func (st *parseState) readString() (string, error) {
 	return string(u), nil
 }
 
-// text returns v, just read, as a substring of the event's text.
-func (st *parseState) text(v jsontext.Value) string {
-	end := int(st.dec.InputOffset())
-	return st.src[end-len(v) : end]
-}
+// knownNames are the member names of the contract's events, each its own key.
+var knownNames = func() map[string]string {
+	m := map[string]string{}
+	for _, n := range []string{
+		"specversion", "id", "source", "type", "time", "subject", "datacontenttype", "dataschema", "data",
+		"channel", "direction", "queueId", "divisionId", "email", "to", "fromMasked", "tls",
+		"interactionType", "dataClassification", "part2", "method", "agentId", "authorized", "action",
+		"recordingId", "recipientMasked", "remoteIp", "fromQueueId", "toQueueId", "fromDivisionId",
+		"toDivisionId", "disposition", "kind", "retention", "legalHold", "operatorId", "recordCount",
+		"reason", "course", "expiresAt",
+	} {
+		m[n] = n
+	}
+	return m
+}()
 
 // object is one JSON object under validation; it remembers which members were read so
 // that the rest can be reported as unknown.

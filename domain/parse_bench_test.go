@@ -25,3 +25,22 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+// TestParseAllocations guards what BenchmarkParse measures: decoding an event allocates
+// once for its values, once for its data and a few times for the envelope, not once per
+// string (it was 29 times per event).
+func TestParseAllocations(t *testing.T) {
+	b := valid(domain.PHIAccessedType)
+	n := testing.AllocsPerRun(200, func() {
+		if _, err := domain.Parse(b); err != nil {
+			t.Fatal(err)
+		}
+	})
+	limit := 8.0
+	if raceEnabled {
+		limit = 16 // the decoder's pooled state is often made anew
+	}
+	if n > limit {
+		t.Fatalf("Parse allocates %.1f times per event, want at most %.0f", n, limit)
+	}
+}

@@ -294,7 +294,7 @@ func (r *Rebuild) Apply(ctx context.Context, batch []domain.Stored) error {
 		first, ok := r.first[e.ID]
 		if !ok {
 			first = s.Seq
-			r.first[strings.Clone(e.ID)] = first // the event's strings share its text
+			r.first[strings.Clone(e.ID)] = first // the event's strings share one string of its values
 			seq, id = int64(s.Seq), e.ID
 			b.ids = append(b.ids, id, seq)
 		}

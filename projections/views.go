@@ -314,7 +314,7 @@ func (v *View) Apply(ctx context.Context, batch []domain.Stored) (err error) {
 		}
 		if v.cfg.Bulk {
 			if _, ok := v.seen[e.ID]; !ok {
-				v.seen[strings.Clone(e.ID)] = s.Seq // the event's strings share its text
+				v.seen[strings.Clone(e.ID)] = s.Seq // the event's strings share one string of its values
 			}
 			if v.seen[e.ID] != s.Seq {
 				continue // an id the log already holds, whatever the type: the same event
