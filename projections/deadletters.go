@@ -158,7 +158,9 @@ func (t *Timeline) Redrive(ctx context.Context, st domain.Stored) error {
 	if _, err := t.s.stmt(ctx, tx, qTimelineRow).ExecContext(ctx, e.Subject, int64(st.Seq), domain.FormatTime(e.Time), string(e.Type), e.ID); err != nil {
 		return fmt.Errorf("timeline: sequence %d: %w", st.Seq, err)
 	}
-	if _, err := t.s.stmt(ctx, tx, qEventIDRow).ExecContext(ctx, e.ID, int64(st.Seq)); err != nil {
+	// The registry's first sequence of the id moves back to the redriven one when a
+	// later duplicate was registered while it was parked.
+	if _, err := t.s.firstSeqs(ctx, tx, []domain.Stored{st}, 0); err != nil {
 		return fmt.Errorf("timeline: sequence %d: %w", st.Seq, err)
 	}
 	if err := t.s.resolve(ctx, tx, TimelineName, st.Seq, "redriven", time.Now()); err != nil {
@@ -212,42 +214,62 @@ func (v *View) Redrive(ctx context.Context, st domain.Stored) (err error) {
 	if e.Time.After(state.maxTime) {
 		state.maxTime = e.Time
 	}
+	// The log's order decides which event of an id counts, as a rebuild would: when the
+	// parked event is the first of its id, a later duplicate the view kept while it was
+	// parked is dropped, and the registry moves back to the parked event.
 	how := "redriven"
 	first, err := v.s.firstSeqs(ctx, tx, []domain.Stored{st}, 0)
 	if err != nil {
 		return fmt.Errorf("view %s: %w", v.cfg.Table, err)
 	}
+	var touched []domain.Event // what the rules must look at again
 	if seq := first[e.ID]; seq != st.Seq {
 		how = fmt.Sprintf("redriven: a duplicate of the event id stored at sequence %d", seq)
-	} else if v.spec.types[e.Type] {
+	} else {
 		tbl, err := v.s.ensureTable(ctx, tx, v.cfg.Table)
 		if err != nil {
 			return err
 		}
-		ins := newInserter(v.s, tx, tbl, false)
-		inserted, err := ins.one(ctx, st, late)
-		ins.close()
+		displaced, err := v.s.dropOthers(ctx, tx, tbl, e.ID, st.Seq)
 		if err != nil {
 			return fmt.Errorf("view %s: sequence %d: %w", v.cfg.Table, st.Seq, err)
 		}
-		if !inserted {
-			how = "redriven: the view already had this event id"
-		} else if live := !v.cfg.Silent && v.spec.findings != nil; live && (!late || v.spec.keepLate) {
-			if err := v.loadLive(ctx, tx); err != nil {
-				return err
+		touched = displaced
+		switch {
+		case !v.spec.types[e.Type]:
+			how = "redriven: not of a type this view keeps"
+		default:
+			ins := newInserter(v.s, tx, tbl, false)
+			inserted, err := ins.one(ctx, st, late)
+			ins.close()
+			if err != nil {
+				return fmt.Errorf("view %s: sequence %d: %w", v.cfg.Table, st.Seq, err)
 			}
-			scope := domain.NewScope()
-			v.ledger.Touch(scope, e)
-			at := state.maxTime
-			if now := v.cfg.Now(); at.After(now) {
-				at = now
-			}
-			if err := v.raise(ctx, tx, scope, cp, at); err != nil {
-				return err
+			if !inserted {
+				how = "redriven: the view already had this event"
+			} else if !late || v.spec.keepLate {
+				touched = append(touched, e)
 			}
 		}
-	} else {
-		how = "redriven: not of a type this view keeps"
+		if len(displaced) > 0 {
+			how += fmt.Sprintf("; %d later event(s) of the same id dropped", len(displaced))
+		}
+	}
+	if live := !v.cfg.Silent && v.spec.findings != nil; live && len(touched) > 0 {
+		if err := v.loadLive(ctx, tx); err != nil {
+			return err
+		}
+		scope := domain.NewScope()
+		for _, t := range touched {
+			v.ledger.Touch(scope, t)
+		}
+		at := state.maxTime
+		if now := v.cfg.Now(); at.After(now) {
+			at = now
+		}
+		if err := v.raise(ctx, tx, scope, cp, at); err != nil {
+			return err
+		}
 	}
 	if _, err := v.s.stmt(ctx, tx, qSetViewState).ExecContext(ctx, v.cfg.Table, dbTime(state.maxTime), state.late); err != nil {
 		return fmt.Errorf("view %s state: %w", v.cfg.Table, err)
@@ -263,6 +285,47 @@ func (v *View) Redrive(ctx context.Context, st domain.Stored) (err error) {
 	}
 	v.notify()
 	return nil
+}
+
+// dropOthers deletes a view table's rows of an event id other than the one at keep, and
+// returns their events (a redriven first event displacing a later duplicate).
+func (s *Store) dropOthers(ctx context.Context, tx *sql.Tx, tbl, id string, keep uint64) ([]domain.Event, error) {
+	layout, err := s.layoutOf(ctx, tx, tbl)
+	if err != nil {
+		return nil, err
+	}
+	q := `SELECT b.body FROM ` + tbl + ` v JOIN event_bodies b ON b.seq = v.seq WHERE v.event_id = ? AND v.seq <> ?`
+	if layout == layoutInline {
+		q = `SELECT v.body FROM ` + tbl + ` v WHERE v.event_id = ? AND v.seq <> ?`
+	}
+	rows, err := tx.QueryContext(ctx, s.q(q), id, int64(keep))
+	if err != nil {
+		return nil, err
+	}
+	var out []domain.Event
+	for rows.Next() {
+		var body []byte
+		if err := rows.Scan(&body); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		e, err := domain.Parse(body)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) > 0 {
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM `+tbl+` WHERE event_id = ? AND seq <> ?`), id, int64(keep)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // bumpRedrives counts a redrive of a view in store_meta, so that live processes know to

@@ -36,6 +36,8 @@ type Rebuild struct {
 	// first holds, for every event id read so far, the sequence that first stored it
 	// (registry.go): every event after it with the same id is a duplicate.
 	first map[string]uint64
+	// registryWasEmpty: the registry held no id when the rebuild began.
+	registryWasEmpty bool
 	// types holds, for every event type, one bit per view that reads it.
 	types map[domain.Type]uint8
 	// cps and sts are what Apply has accepted for each copy (ahead of the store while
@@ -72,6 +74,13 @@ func NewRebuild(ctx context.Context, s *Store, cfgs ...ViewConfig) (*Rebuild, er
 	}
 	if err := r.create(ctx); err != nil {
 		return nil, err
+	}
+	var one int
+	switch err := s.db.QueryRowContext(ctx, `SELECT 1 FROM event_ids LIMIT 1`).Scan(&one); {
+	case errors.Is(err, sql.ErrNoRows):
+		r.registryWasEmpty = true
+	case err != nil:
+		return nil, fmt.Errorf("rebuild: event ids: %w", err)
 	}
 	w, err := newRebuildWriter(ctx, s, r.keys, r.tables)
 	if err != nil {
@@ -140,35 +149,31 @@ func (r *Rebuild) SwapIn(ctx context.Context) error {
 	if err := r.Finish(ctx); err != nil {
 		return err
 	}
-	if err := r.pruneRegistry(ctx); err != nil {
+	if err := r.reconcileRegistry(ctx); err != nil {
 		return err
 	}
 	return r.s.SwapIn(ctx, r.names...)
 }
 
-// pruneRegistry makes the registry of event ids agree with the log up to the last
-// sequence the rebuild read: the writer gave every id read its first sequence; this
-// removes the rows up to there that name an id the log does not hold there (a damaged
-// or edited store). Counting them first spares the scan when there are none.
-func (r *Rebuild) pruneRegistry(ctx context.Context) error {
-	if !r.loaded {
+// reconcileRegistry makes the registry of event ids agree with the log up to the last
+// sequence the rebuild read: the writer registered every id it read that the registry
+// lacked; this gives every id read its first sequence where a row says otherwise, and
+// removes the rows up to there that name an id the log does not hold (a damaged or
+// edited store). A registry that was empty when the rebuild began holds only what the
+// rebuild and live projectors registered, in log order, and is left as it is.
+func (r *Rebuild) reconcileRegistry(ctx context.Context) error {
+	if !r.loaded || r.registryWasEmpty {
 		return nil
 	}
 	last := r.cps[0]
 	for _, cp := range r.cps[1:] {
 		last = max(last, cp)
 	}
-	var n int64
-	if err := r.s.db.QueryRowContext(ctx, r.s.q(`SELECT COUNT(*) FROM event_ids WHERE seq <= ?`), int64(last)).Scan(&n); err != nil {
-		return fmt.Errorf("rebuild: event ids: %w", err)
-	}
-	if n == int64(len(r.first)) {
-		return nil
-	}
-	rows, err := r.s.db.QueryContext(ctx, r.s.q(`SELECT event_id, seq FROM event_ids WHERE seq <= ?`), int64(last))
+	rows, err := r.s.db.QueryContext(ctx, `SELECT event_id, seq FROM event_ids`)
 	if err != nil {
 		return fmt.Errorf("rebuild: event ids: %w", err)
 	}
+	var wrong []any // id, first sequence
 	var stray []string
 	for rows.Next() {
 		var id string
@@ -177,7 +182,11 @@ func (r *Rebuild) pruneRegistry(ctx context.Context) error {
 			rows.Close()
 			return fmt.Errorf("rebuild: event ids: %w", err)
 		}
-		if r.first[id] != uint64(seq) {
+		first, ok := r.first[id]
+		switch {
+		case ok && first != uint64(seq):
+			wrong = append(wrong, id, int64(first))
+		case !ok && uint64(seq) <= last:
 			stray = append(stray, id)
 		}
 	}
@@ -185,11 +194,19 @@ func (r *Rebuild) pruneRegistry(ctx context.Context) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("rebuild: event ids: %w", err)
 	}
+	if len(wrong) == 0 && len(stray) == 0 {
+		return nil
+	}
 	tx, err := r.s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
 	defer tx.Rollback()
+	for i := 0; i < len(wrong); i += 2 {
+		if _, err := tx.ExecContext(ctx, r.s.q(`UPDATE event_ids SET seq = ? WHERE event_id = ?`), wrong[i+1], wrong[i]); err != nil {
+			return fmt.Errorf("rebuild: event ids: %w", err)
+		}
+	}
 	for lo := 0; lo < len(stray); lo += registryChunk {
 		part := stray[lo:min(lo+registryChunk, len(stray))]
 		args := make([]any, 0, len(part)+1)
@@ -364,8 +381,7 @@ func rebuildTarget(s *Store, tables []string, t int, c *stmtCache) *multiRow {
 	case t == n:
 		return newBodies(s, nil, c)
 	}
-	// The rebuild read the log from its start: the sequence it gives an id is the
-	// truth, also over a registry a damaged store got wrong.
-	return newMultiRow(s, nil, `INSERT INTO event_ids (event_id, seq) VALUES `, 2,
-		` ON CONFLICT (event_id) DO UPDATE SET seq = excluded.seq WHERE event_ids.seq <> excluded.seq`, c)
+	// A row already there is left as it is (an upsert would lock it on PostgreSQL for the
+	// writer's long transaction); reconcileRegistry corrects it at the end.
+	return newMultiRow(s, nil, `INSERT INTO event_ids (event_id, seq) VALUES `, 2, ` ON CONFLICT DO NOTHING`, c)
 }

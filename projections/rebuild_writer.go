@@ -252,17 +252,18 @@ func (w *rebuildWriter) write(b *rebuildBatch) error {
 			return err
 		}
 	}
-	for t := range w.pend {
-		var args []any
-		switch n := len(b.rows); {
-		case t < n:
-			args = b.rows[t]
-		case t == n:
-			args = b.bodies
-		default:
-			args = b.ids
-		}
-		if err := w.insert(ctx, t, args, false); err != nil {
+	// The registry's rows first, all of them, then the bodies: a live projector writes
+	// the same shared rows in that order (its batch's ids, then its bodies), so the two
+	// never wait for each other in opposite orders (a deadlock on PostgreSQL).
+	n := len(b.rows)
+	if err := w.insert(ctx, n+1, b.ids, true); err != nil {
+		return err
+	}
+	if err := w.insert(ctx, n, b.bodies, false); err != nil {
+		return err
+	}
+	for t := range n {
+		if err := w.insert(ctx, t, b.rows[t], false); err != nil {
 			return err
 		}
 	}

@@ -20,7 +20,7 @@ import (
 // first to register an id always registers the sequence that first stored it: a projector
 // at a later duplicate has passed (and registered) the first. Registrations by several
 // projectors write the same truth, so it does not matter which commits first. A rebuild
-// rewrites the registry from the log (Rebuild.pruneRegistry).
+// rewrites the registry from the log (Rebuild.reconcileRegistry).
 
 // registryChunk is how many ids one registry query names.
 const registryChunk = 500
@@ -41,6 +41,79 @@ func (s *Store) firstSeqs(ctx context.Context, tx *sql.Tx, batch []domain.Stored
 			ids = append(ids, st.Event.ID)
 		}
 	}
+	known, err := s.registered(ctx, tx, ids)
+	if err != nil {
+		return nil, err
+	}
+	var fresh []any
+	for _, id := range ids {
+		seq, ok := known[id]
+		switch {
+		case !ok:
+			fresh = append(fresh, id, int64(first[id]))
+		case seq > first[id]:
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE event_ids SET seq = ? WHERE event_id = ? AND seq > ?`), int64(first[id]), id, int64(first[id])); err != nil {
+				return nil, fmt.Errorf("event ids: %w", err)
+			}
+		default:
+			first[id] = seq
+		}
+	}
+	// Another projector may register an id between the lookup and the insert (on
+	// PostgreSQL, committed by then): what the registry holds then is what counts.
+	var lost []string
+	for lo := 0; lo < len(fresh); lo += 2 * registryChunk {
+		part := fresh[lo:min(lo+2*registryChunk, len(fresh))]
+		q := `INSERT INTO event_ids (event_id, seq) VALUES ` + tuples(len(part)/2, 2) + ` ON CONFLICT DO NOTHING RETURNING event_id`
+		rows, err := tx.QueryContext(ctx, s.q(q), part...)
+		if err != nil {
+			return nil, fmt.Errorf("event ids: %w", err)
+		}
+		inserted := map[string]bool{}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("event ids: %w", err)
+			}
+			inserted[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("event ids: %w", err)
+		}
+		for i := 0; i < len(part); i += 2 {
+			if id := part[i].(string); !inserted[id] {
+				lost = append(lost, id)
+			}
+		}
+	}
+	if len(lost) > 0 {
+		now, err := s.registered(ctx, tx, lost)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range lost {
+			seq, ok := now[id]
+			switch {
+			case !ok: // its other registrant rolled back
+				if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO event_ids (event_id, seq) VALUES (?, ?) ON CONFLICT DO NOTHING`), id, int64(first[id])); err != nil {
+					return nil, fmt.Errorf("event ids: %w", err)
+				}
+			case seq > first[id]:
+				if _, err := tx.ExecContext(ctx, s.q(`UPDATE event_ids SET seq = ? WHERE event_id = ? AND seq > ?`), int64(first[id]), id, int64(first[id])); err != nil {
+					return nil, fmt.Errorf("event ids: %w", err)
+				}
+			default:
+				first[id] = seq
+			}
+		}
+	}
+	return first, nil
+}
+
+// registered returns the registry's sequence of each id it holds.
+func (s *Store) registered(ctx context.Context, tx *sql.Tx, ids []string) (map[string]uint64, error) {
 	known := make(map[string]uint64, len(ids))
 	for lo := 0; lo < len(ids); lo += registryChunk {
 		part := ids[lo:min(lo+registryChunk, len(ids))]
@@ -66,28 +139,7 @@ func (s *Store) firstSeqs(ctx context.Context, tx *sql.Tx, batch []domain.Stored
 			return nil, fmt.Errorf("event ids: %w", err)
 		}
 	}
-	var fresh []any
-	for _, id := range ids {
-		seq, ok := known[id]
-		switch {
-		case !ok:
-			fresh = append(fresh, id, int64(first[id]))
-		case seq > first[id]:
-			if _, err := tx.ExecContext(ctx, s.q(`UPDATE event_ids SET seq = ? WHERE event_id = ? AND seq > ?`), int64(first[id]), id, int64(first[id])); err != nil {
-				return nil, fmt.Errorf("event ids: %w", err)
-			}
-		default:
-			first[id] = seq
-		}
-	}
-	for lo := 0; lo < len(fresh); lo += 2 * registryChunk {
-		part := fresh[lo:min(lo+2*registryChunk, len(fresh))]
-		q := `INSERT INTO event_ids (event_id, seq) VALUES ` + tuples(len(part)/2, 2) + ` ON CONFLICT DO NOTHING`
-		if _, err := tx.ExecContext(ctx, s.q(q), part...); err != nil {
-			return nil, fmt.Errorf("event ids: %w", err)
-		}
-	}
-	return first, nil
+	return known, nil
 }
 
 // placeholderList is n placeholders separated by commas.
