@@ -1319,3 +1319,29 @@ func TestSIEMLogsCarryNoEPHI(t *testing.T) {
 	}
 	t.Logf("searched %d bytes of serve's stderr (%d lines) for %d planted values", len(logs), strings.Count(logs, "\n"), len(planted)+3)
 }
+
+// Serve stopped at any moment of its start, before its projectors have opened what they
+// need, ends cleanly: a shutdown is not a failure (exit 0).
+func TestServeStoppedWhileStarting(t *testing.T) {
+	for _, after := range []time.Duration{0, time.Millisecond, 5 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond, 200 * time.Millisecond} {
+		t.Run(after.String(), func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var stderr edgeBuffer
+			done := make(chan int, 1)
+			go func() {
+				done <- Run(ctx, []string{"serve", "--data", filepath.Join(t.TempDir(), "data")}, bytes.NewReader(nil), io.Discard, &stderr)
+			}()
+			time.Sleep(after)
+			cancel()
+			select {
+			case code := <-done:
+				if code != 0 {
+					t.Fatalf("serve stopped %s after its start exited %d: %s", after, code, edgeTail(stderr.String()))
+				}
+			case <-time.After(45 * time.Second):
+				t.Fatal("serve did not stop on cancellation")
+			}
+		})
+	}
+}

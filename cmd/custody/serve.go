@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -57,8 +58,15 @@ or a connection to --nats, and the projectors. Stops cleanly on SIGINT or SIGTER
 }
 
 // serve runs the log, the projectors and the API until ctx ends. ready, if set, is
-// called with the session and the API address once everything runs.
-func (g *globals) serve(ctx context.Context, f serveFlags, ready func(*session, string)) error {
+// called with the session and the API address once everything runs. Stopped at any
+// moment, even while it starts, it ends without an error: a step cut short by the stop
+// is a shutdown, not a failure.
+func (g *globals) serve(ctx context.Context, f serveFlags, ready func(*session, string)) (err error) {
+	defer func() {
+		if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			err = nil
+		}
+	}()
 	sess, err := g.open(ctx, connectOpts{listen: f.listen, persistent: true})
 	if err != nil {
 		return err
@@ -94,7 +102,11 @@ func (g *globals) serve(ctx context.Context, f serveFlags, ready func(*session, 
 			}))
 	grp, gctx := errgroup.WithContext(ctx)
 	grp.Go(func() error {
-		return sess.runProjectors(gctx, func(msg string, args ...any) { logger.Warn(msg, args...) })
+		err := sess.runProjectors(gctx, func(msg string, args ...any) { logger.Warn(msg, args...) })
+		if gctx.Err() != nil {
+			return nil // stopped, possibly while starting: a shutdown, not a failure
+		}
+		return err
 	})
 	if f.siemConfig != "" {
 		router, closeSinks, err := sess.siemRouter(f.siemConfig, reg, logger)
