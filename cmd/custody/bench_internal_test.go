@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
+
+	"github.com/custody/custody/domain"
 )
 
 // BenchmarkPublish runs custody's ingest beside raw JetStream publishing of the same
@@ -139,5 +142,33 @@ func BenchmarkClusterScaling(b *testing.B) {
 				b.Logf("%-45s %9.0f ev/s  %.2f of %s", r.Name, r.PerSec, r.Ratio, r.Baseline)
 			}
 		}
+	}
+}
+
+// BenchmarkLedgerRetained reports the heap a live view's in-memory ledger keeps for
+// 100,000 simulated events decoded from the log (what a long-running serve holds):
+//
+//	go test -run '^$' -bench LedgerRetained -benchtime 1x ./cmd/custody
+func BenchmarkLedgerRetained(b *testing.B) {
+	lines, err := benchEvents(100000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		l := domain.NewLedger()
+		for _, line := range lines {
+			e, err := domain.Parse(line)
+			if err != nil {
+				b.Fatal(err)
+			}
+			l.Add(e)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/1e6, "retained-MB")
+		runtime.KeepAlive(l)
 	}
 }
