@@ -434,29 +434,8 @@ func TestConformanceDuplicateIDsAcrossTypes(t *testing.T) {
 			}
 		}
 		live = reports(t, s, cases)
-		var cfgs []projections.ViewConfig
-		for _, name := range projections.ViewNames {
-			cfgs = append(cfgs, projections.ViewConfig{Name: name, Now: now})
-		}
-		rb, err := projections.NewRebuild(ctx, s, cfgs...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rb.Close()
-		if err := applyAll(ctx, rb, log, 500); err != nil {
-			t.Fatal(err)
-		}
-		if err := rb.SwapIn(ctx); err != nil {
-			t.Fatal(err)
-		}
+		rebuildAll(t, s, log, projections.ViewNames...)
 		return live, reports(t, s, cases)
-	}
-	// The registry must name every id once, at the sequence that first stored it.
-	wantFirst := map[string]int64{}
-	for _, st := range logA {
-		if _, ok := wantFirst[st.Event.ID]; !ok {
-			wantFirst[st.Event.ID] = int64(st.Seq)
-		}
 	}
 	for _, kind := range storeKinds {
 		t.Run(kind, func(t *testing.T) {
@@ -476,23 +455,8 @@ func TestConformanceDuplicateIDsAcrossTypes(t *testing.T) {
 							t.Errorf("%s: the rebuild differs from the live views:\nrebuilt %s\nlive    %s", key, got, want)
 						}
 					}
-					r, err := sa.DB().Query(`SELECT event_id, seq FROM event_ids`)
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer r.Close()
-					got := map[string]int64{}
-					for r.Next() {
-						var id string
-						var seq int64
-						if err := r.Scan(&id, &seq); err != nil {
-							t.Fatal(err)
-						}
-						got[id] = seq
-					}
-					if err := r.Err(); err != nil {
-						t.Fatal(err)
-					}
+					// The registry names every id once, at the sequence that first stored it.
+					got, wantFirst := registry(t, sa), firstSeqs(logA)
 					if !maps.Equal(got, wantFirst) {
 						t.Errorf("registry: %d ids, want %d, each at its first sequence", len(got), len(wantFirst))
 					}

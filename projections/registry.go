@@ -113,7 +113,7 @@ func (s *Store) firstSeqs(ctx context.Context, tx *sql.Tx, batch []domain.Stored
 }
 
 // registered returns the registry's sequence of each id it holds.
-func (s *Store) registered(ctx context.Context, tx *sql.Tx, ids []string) (map[string]uint64, error) {
+func (s *Store) registered(ctx context.Context, q queryer, ids []string) (map[string]uint64, error) {
 	known := make(map[string]uint64, len(ids))
 	for lo := 0; lo < len(ids); lo += registryChunk {
 		part := ids[lo:min(lo+registryChunk, len(ids))]
@@ -121,7 +121,7 @@ func (s *Store) registered(ctx context.Context, tx *sql.Tx, ids []string) (map[s
 		for i, id := range part {
 			args[i] = id
 		}
-		rows, err := tx.QueryContext(ctx, s.q(`SELECT event_id, seq FROM event_ids WHERE event_id IN (`+placeholderList(len(part))+`)`), args...)
+		rows, err := q.QueryContext(ctx, s.q(`SELECT event_id, seq FROM event_ids WHERE event_id IN (`+placeholderList(len(part))+`)`), args...)
 		if err != nil {
 			return nil, fmt.Errorf("event ids: %w", err)
 		}

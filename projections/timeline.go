@@ -94,36 +94,9 @@ func (t *Timeline) Sequences(ctx context.Context, subject string) ([]uint64, err
 // Publishing uses it to treat an id seen at any time as a duplicate, beyond the server's
 // deduplication window.
 func (t *Timeline) Known(ctx context.Context, ids []string) (map[string]uint64, error) {
-	out := map[string]uint64{}
-	const chunk = 500
-	for lo := 0; lo < len(ids); lo += chunk {
-		part := ids[lo:min(lo+chunk, len(ids))]
-		args := make([]any, len(part))
-		ph := make([]byte, 0, 2*len(part))
-		for i, id := range part {
-			args[i] = id
-			if i > 0 {
-				ph = append(ph, ',')
-			}
-			ph = append(ph, '?')
-		}
-		rows, err := t.s.db.QueryContext(ctx, t.s.q(`SELECT event_id, seq FROM event_ids WHERE event_id IN (`+string(ph)+`)`), args...)
-		if err != nil {
-			return nil, fmt.Errorf("known ids: %w", err)
-		}
-		for rows.Next() {
-			var id string
-			var seq int64
-			if err := rows.Scan(&id, &seq); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			out[id] = uint64(seq)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
+	known, err := t.s.registered(ctx, t.s.db, ids)
+	if err != nil {
+		return nil, fmt.Errorf("known ids: %w", err)
 	}
-	return out, nil
+	return known, nil
 }
