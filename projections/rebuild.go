@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/custody/custody/domain"
@@ -152,7 +153,19 @@ func (r *Rebuild) SwapIn(ctx context.Context) error {
 	if err := r.reconcileRegistry(ctx); err != nil {
 		return err
 	}
-	return r.s.SwapIn(ctx, r.names...)
+	if err := r.s.SwapIn(ctx, r.names...); err != nil {
+		return err
+	}
+	for _, name := range ViewNames {
+		if !slices.Contains(r.names, name) {
+			return nil
+		}
+	}
+	// Every view is the log's again.
+	if _, err := r.s.db.ExecContext(ctx, r.s.q(`DELETE FROM store_meta WHERE key = ?`), metaRebuildAdvised); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	return nil
 }
 
 // reconcileRegistry makes the registry of event ids agree with the log up to the last

@@ -16,3 +16,6 @@ func LayoutMigrations() []int {
 
 // MigrationCount is the number of migrations.
 func MigrationCount() int { return len(migrations) }
+
+// RegistryMigration is the version of the first migration of the registry of event ids.
+func RegistryMigration() int { return registryMigration() }

@@ -214,3 +214,42 @@ func TestConformanceProjectorsShareRegistry(t *testing.T) {
 		sameReports(t, "projectors applied at once against a rebuild", reports(t, s, cases), concurrent)
 	})
 }
+
+// A store migrated from before the registry of event ids (its views decided duplicates
+// per view) advises one rebuild, which a rebuild of every view clears; a new store and a
+// rebuild of one view do not.
+func TestConformanceRebuildAdvisedAfterUpgrade(t *testing.T) {
+	tr := mustTraffic(t)
+	now := clock(tr)
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		s := b.mustOpen(t)
+		if why, err := s.RebuildAdvised(ctx); err != nil || why != "" {
+			t.Fatalf("a new store advises a rebuild: %q %v", why, err)
+		}
+		applyViews(t, s, tr[:100], now)
+		// The store as the release before the registry left it.
+		q := fmt.Sprintf(`DELETE FROM schema_migrations WHERE version >= %d`, projections.RegistryMigration())
+		if _, err := s.DB().Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		s.Close()
+		s = b.mustOpen(t)
+		why, err := s.RebuildAdvised(ctx)
+		if err != nil || why == "" {
+			t.Fatalf("an upgraded store advises no rebuild: %v", err)
+		}
+		rebuildAll(t, s, tr[:100], projections.UnauthorizedView)
+		if again, _ := s.RebuildAdvised(ctx); again != why {
+			t.Fatalf("a rebuild of one view cleared the advice: %q", again)
+		}
+		rebuildAll(t, s, tr[:100], projections.ViewNames...)
+		if again, _ := s.RebuildAdvised(ctx); again != "" {
+			t.Fatalf("a rebuild of every view left the advice: %q", again)
+		}
+		s.Close()
+		if again, _ := b.mustOpen(t).RebuildAdvised(ctx); again != "" {
+			t.Fatalf("reopened, the store advises a rebuild again: %q", again)
+		}
+	})
+}

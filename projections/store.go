@@ -225,6 +225,35 @@ var migrations = []string{
 	`ALTER TABLE event_ids_keyed RENAME TO event_ids`,
 }
 
+// registryMigration is the version of the first migration of the registry of event ids
+// as every view's judge of duplicates.
+func registryMigration() int {
+	for i, m := range migrations {
+		if strings.Contains(m, "event_ids_keyed") {
+			return i + 1
+		}
+	}
+	return len(migrations) + 1
+}
+
+// metaRebuildAdvised is the store_meta key saying why the views should be rebuilt once.
+const metaRebuildAdvised = "rebuild_advised"
+
+// RebuildAdvised returns why the store's views should be rebuilt once ("" when they need
+// not): set when a migration changed what the views' rows mean, cleared by a rebuild of
+// every view.
+func (s *Store) RebuildAdvised(ctx context.Context) (string, error) {
+	var why string
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT value FROM store_meta WHERE key = ?`), metaRebuildAdvised).Scan(&why)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: %w", err)
+	}
+	return why, nil
+}
+
 // keyedTable ends a migration's CREATE TABLE whose rows are found by their primary key
 // only: on SQLite a table without rowid (one b-tree), on PostgreSQL a plain table.
 const keyedTable = "KEYED_TABLE"
@@ -269,6 +298,14 @@ func (s *Store) migrate(ctx context.Context) error {
 	var have int
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
 		return fmt.Errorf("migrate: %w", err)
+	}
+	// A store that had views before the registry of event ids decided duplicates for
+	// all of them kept per-view decisions: a rebuild makes them the log's.
+	if have > 0 && have < registryMigration() {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO store_meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING`),
+			metaRebuildAdvised, "the views were kept by a custody that decided duplicates per view, before the registry of event ids"); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
 	}
 	for v := have + 1; v <= len(migrations); v++ {
 		if _, err := tx.ExecContext(ctx, s.ddl(migrations[v-1])); err != nil {

@@ -78,6 +78,11 @@ func (g *globals) serve(ctx context.Context, f serveFlags, ready func(*session, 
 	} else {
 		logger.Info("connected to external log", "data", g.data)
 	}
+	if why, err := sess.store.RebuildAdvised(ctx); err != nil {
+		return err
+	} else if why != "" {
+		logger.Warn("run custody rebuild once (with --data or --store as here)", "why", why)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "custody_backup_age_seconds",
