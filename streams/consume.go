@@ -241,11 +241,15 @@ type poison struct {
 func (c *Consumer) follow(ctx context.Context, stream jetstream.Stream, cp, last uint64, untilLast bool) (uint64, error) {
 	cons, err := c.consumer(ctx, stream, cp)
 	if err != nil {
-		return cp, err
+		// On a cluster the consumer's lookup or creation fails for a while when its
+		// leader restarts (a lookup times out, then a create finds the consumer there
+		// with another start: "start sequence can not be updated"): try again, with the
+		// loop's back-off (a one-off catch-up gives up after maxCatchUpRestarts).
+		return cp, &restart{err}
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(2 * c.cfg.Batch))
 	if err != nil {
-		return cp, fmt.Errorf("%s: consume: %w", c.proj.Name(), err)
+		return cp, &restart{fmt.Errorf("%s: consume: %w", c.proj.Name(), err)}
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	out := make(chan fetched, 8)
