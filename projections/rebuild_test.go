@@ -5,24 +5,34 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/custody/custody/domain"
 	"github.com/custody/custody/projections"
 )
+
+// startRebuild starts a Rebuild of the named views with the clock now, closed when the
+// test ends.
+func startRebuild(t *testing.T, s *projections.Store, now func() time.Time, names ...string) *projections.Rebuild {
+	t.Helper()
+	var cfgs []projections.ViewConfig
+	for _, name := range names {
+		cfgs = append(cfgs, projections.ViewConfig{Name: name, Now: now})
+	}
+	rb, err := projections.NewRebuild(context.Background(), s, cfgs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rb.Close)
+	return rb
+}
 
 // rebuildAll replays tr into fresh copies of the named views through one Rebuild and
 // swaps them in.
 func rebuildAll(t *testing.T, s *projections.Store, tr []domain.Stored, names ...string) {
 	t.Helper()
 	ctx := context.Background()
-	var cfgs []projections.ViewConfig
-	for _, name := range names {
-		cfgs = append(cfgs, projections.ViewConfig{Name: name, Now: clock(tr)})
-	}
-	rb, err := projections.NewRebuild(ctx, s, cfgs...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rb := startRebuild(t, s, clock(tr), names...)
 	defer rb.Close()
 	if err := applyAll(ctx, rb, tr, 333); err != nil {
 		t.Fatal(err)
@@ -215,15 +225,7 @@ func TestRebuildParksInOrder(t *testing.T) {
 		}
 		live := viewRows(t, s)
 
-		var cfgs []projections.ViewConfig
-		for _, name := range projections.ViewNames {
-			cfgs = append(cfgs, projections.ViewConfig{Name: name, Now: now})
-		}
-		rb, err := projections.NewRebuild(ctx, s, cfgs...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rb.Close()
+		rb := startRebuild(t, s, now, projections.ViewNames...)
 		if err := applyAll(ctx, rb, tr[:p], 333); err != nil {
 			t.Fatal(err)
 		}
@@ -278,15 +280,7 @@ func TestRebuildWriterFailureStopsTheSwap(t *testing.T) {
 		applyViews(t, s, tr, now)
 		live, liveRows := reports(t, s, cases), viewRows(t, s)
 
-		var cfgs []projections.ViewConfig
-		for _, name := range projections.ViewNames {
-			cfgs = append(cfgs, projections.ViewConfig{Name: name, Now: now})
-		}
-		rb, err := projections.NewRebuild(ctx, s, cfgs...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rb.Close()
+		rb := startRebuild(t, s, now, projections.ViewNames...)
 		half := len(tr) / 2
 		if err := applyAll(ctx, rb, tr[:half], 333); err != nil {
 			t.Fatal(err)

@@ -121,10 +121,8 @@ func TestConformanceRebuildBesideLiveViews(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
 		liveStore, rebuildStore := b.mustOpen(t), b.mustOpen(t)
-		var cfgs []projections.ViewConfig
 		var views []*projections.View
 		for _, name := range projections.ViewNames {
-			cfgs = append(cfgs, projections.ViewConfig{Name: name, Now: now})
 			views = append(views, newView(t, liveStore, projections.ViewConfig{Name: name, Now: now}))
 		}
 		// A first part live, so that the rebuild starts over a registry that holds ids.
@@ -134,11 +132,7 @@ func TestConformanceRebuildBesideLiveViews(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		rb, err := projections.NewRebuild(ctx, rebuildStore, cfgs...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rb.Close()
+		rb := startRebuild(t, rebuildStore, now, projections.ViewNames...)
 		// The rebuild catches up and then follows the head beside the live views, batch
 		// by batch, each batch committed before the next.
 		if err := applyAll(ctx, rb, tr[:head], 333); err != nil {
