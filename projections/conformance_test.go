@@ -198,32 +198,35 @@ func table(t *testing.T, s *projections.Store, key string) string {
 	return tbl
 }
 
-// rows lists what a view key keeps: "seq id late" per row, by sequence.
+// rows lists what a view key keeps: "seq id late" per event, by sequence.
 func rows(t *testing.T, s *projections.Store, key string) []string {
 	t.Helper()
-	tbl := table(t, s, key)
-	if tbl == "" {
-		return nil
-	}
-	r, err := s.DB().Query(`SELECT seq, event_id, late FROM ` + tbl + ` ORDER BY seq`)
+	kept, err := s.KeptEvents(context.Background(), key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
 	var out []string
-	for r.Next() {
-		var seq int64
-		var id string
-		var late bool
-		if err := r.Scan(&seq, &id, &late); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, fmt.Sprint(seq, " ", id, " ", late))
-	}
-	if err := r.Err(); err != nil {
-		t.Fatal(err)
+	for _, k := range kept {
+		out = append(out, fmt.Sprint(k.Seq, " ", k.Event.ID, " ", k.Late))
 	}
 	return out
+}
+
+// keptCount is how many events of a view key have the id (id "": any) or the
+// sequence (seq 0: any).
+func keptCount(t *testing.T, s *projections.Store, key, id string, seq uint64) int {
+	t.Helper()
+	kept, err := s.KeptEvents(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, k := range kept {
+		if (id == "" || k.Event.ID == id) && (seq == 0 || k.Seq == seq) {
+			n++
+		}
+	}
+	return n
 }
 
 func checkpoint(t *testing.T, s *projections.Store, name string) uint64 {

@@ -294,6 +294,9 @@ func (s *Store) dropOthers(ctx context.Context, tx *sql.Tx, tbl, id string, keep
 	if err != nil {
 		return nil, err
 	}
+	if layout == layoutBlocks {
+		return s.blocksDropOthers(ctx, tx, tbl, id, keep)
+	}
 	q := `SELECT b.body FROM ` + tbl + ` v JOIN event_bodies b ON b.seq = v.seq WHERE v.event_id = ? AND v.seq <> ?`
 	if layout == layoutInline {
 		q = `SELECT v.body FROM ` + tbl + ` v WHERE v.event_id = ? AND v.seq <> ?`

@@ -57,9 +57,12 @@ func (s *Store) LateEvents(ctx context.Context, view string, pos uint64) (int64,
 }
 
 func (s *Store) lateEvents(ctx context.Context, q queryer, view string, pos uint64) (int64, error) {
-	tbl, err := s.tableOf(ctx, q, view)
+	tbl, layout, err := s.tableLayout(ctx, q, view)
 	if err != nil || tbl == "" {
 		return 0, err
+	}
+	if layout == layoutBlocks {
+		return s.blocksLate(ctx, q, tbl, pos)
 	}
 	var n int64
 	err = q.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM `+tbl+` WHERE late = ? AND seq <= ?`), true, int64(pos)).Scan(&n)

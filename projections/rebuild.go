@@ -320,7 +320,8 @@ func (r *Rebuild) Apply(ctx context.Context, batch []domain.Stored) error {
 		// The first sequence of its id, over the whole log: the id is registered the
 		// first time it is read, whatever the copies that keep the event.
 		// Each value is converted to an interface once, whatever the rows it goes in.
-		var seq, id, at any
+		var seq, id any
+		bodied := false
 		first, ok := r.first[e.ID]
 		if !ok {
 			first = s.Seq
@@ -348,11 +349,15 @@ func (r *Rebuild) Apply(ctx context.Context, batch []domain.Stored) error {
 			if keep&(1<<i) == 0 || first != s.Seq {
 				continue // not of its types, or an id the log already holds
 			}
-			if at == nil {
-				at = dbTime(e.Time)
+			if !bodied {
+				bodied = true
 				b.bodies = append(b.bodies, seq, string(s.Raw))
 			}
-			b.rows[i] = append(b.rows[i], seq, id, at, late)
+			k := s.Seq << 1
+			if late {
+				k |= 1
+			}
+			b.kept[i] = append(b.kept[i], k)
 		}
 	}
 	if !applied {
@@ -390,7 +395,7 @@ func rebuildStmts(ctx context.Context, s *Store, tables []string) (*stmtCache, e
 func rebuildTarget(s *Store, tables []string, t int, c *stmtCache) *multiRow {
 	switch n := len(tables); {
 	case t < n:
-		return newMultiRow(s, nil, `INSERT INTO `+tables[t]+` `+sharedCols+` VALUES `, 4, ``, c)
+		return newMultiRow(s, nil, `INSERT INTO `+tables[t]+` `+blocksCols+` VALUES `, 3, blocksUpsert(tables[t]), c)
 	case t == n:
 		return newBodies(s, nil, c)
 	}

@@ -3,6 +3,7 @@ package projections_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -121,79 +122,120 @@ func mapsEqual(a, b map[string][]string) bool {
 	return true
 }
 
-// A store from before event_bodies (each view's body in its own table) migrates: its
-// views keep applying events in their layout, their reports equal those of a store
-// built in the new layout, and a rebuild moves them to it.
-func TestRebuildMigratesInlineLayout(t *testing.T) {
+// Stores from before the current layout of the views' tables migrate: their views keep
+// applying events in their layout, their reports equal those of a store built in the
+// current layout, and a rebuild moves them to it. Layout 1 is a store from before
+// event_bodies (each view's bodies in its own table, with indexes of ids and times);
+// layout 2 keeps the bodies in event_bodies and one row per kept event in the view's
+// table.
+func TestRebuildMigratesOldLayouts(t *testing.T) {
 	tr := mustTraffic(t)
 	now := clock(tr)
 	cases := reportCases(tr, now())
 	versions := projections.LayoutMigrations()
-	// The downgrade below undoes the two layout migrations and forgets every later one,
-	// which runs again on the old schema (the registry's re-keying copies its rows).
+	// The downgrade to layout 1 undoes the two layout migrations and forgets every later
+	// one, which runs again on the old schema (the registry's re-keying copies its rows).
 	if len(versions) != 2 || versions[1] != versions[0]+1 || versions[1] > projections.MigrationCount() {
 		t.Fatalf("layout migrations %v of %d: this test downgrades a store by undoing two consecutive ones", versions, projections.MigrationCount())
 	}
-	forEachBackend(t, func(t *testing.T, b backend) {
-		ctx := context.Background()
-		// The reference applies the same halves (the alerts' history depends on when the
-		// clock ticked) in the new layout.
-		half := tr[:len(tr)/2]
-		ref := b.mustOpen(t)
-		applyViews(t, ref, half, now)
-		applyViews(t, ref, tr, now)
-		want := reports(t, ref, cases)
-		for _, name := range projections.ViewNames {
-			if err := ref.ResetTable(ctx, name); err != nil {
+	for _, layout := range []int{1, 2} {
+		t.Run(fmt.Sprint("layout ", layout), func(t *testing.T) {
+			forEachBackend(t, func(t *testing.T, b backend) {
+				// The reference applies the same halves (the alerts' history depends on
+				// when the clock ticked) in the current layout.
+				half := tr[:len(tr)/2]
+				ref := b.mustOpen(t)
+				applyViews(t, ref, half, now)
+				applyViews(t, ref, tr, now)
+				want := reports(t, ref, cases)
+
+				// The first half, then each view's table as the older release left it.
+				s := b.mustOpen(t)
+				applyViews(t, s, half, now)
+				for _, name := range projections.ViewNames {
+					downgradeTable(t, s, name, layout)
+				}
+				if layout == 1 {
+					for _, q := range []string{
+						`DROP TABLE event_bodies`,
+						`ALTER TABLE view_tables DROP COLUMN layout`,
+						fmt.Sprintf(`DELETE FROM schema_migrations WHERE version >= %d`, versions[0]),
+					} {
+						if _, err := s.DB().Exec(q); err != nil {
+							t.Fatalf("%s: %v", q, err)
+						}
+					}
+				}
+				s.Close()
+
+				s = b.mustOpen(t)
+				if n := scalar[int64](t, s, fmt.Sprintf(`SELECT COUNT(*) FROM view_tables WHERE layout = %d`, layout)); n != int64(len(projections.ViewNames)) {
+					t.Fatalf("%d views in layout %d after the migration", n, layout)
+				}
+				applyViews(t, s, tr, now) // the second half
+				sameReports(t, "migrated store", want, reports(t, s, cases))
+				if got, wantRows := viewRows(t, s), viewRows(t, ref); !maps.EqualFunc(got, wantRows, slices.Equal) {
+					t.Errorf("the migrated views keep other events than the reference")
+				}
+
+				rebuildAll(t, s, tr, projections.ViewNames...)
+				if n := scalar[int64](t, s, `SELECT COUNT(*) FROM view_tables WHERE layout = 3`); n != int64(len(projections.ViewNames)) {
+					t.Fatalf("%d views in layout 3 after the rebuild", n)
+				}
+				sameReports(t, "migrated store, rebuilt", want, reports(t, s, cases))
+			})
+		})
+	}
+}
+
+// downgradeTable replaces a view's table by one of an older layout holding the same
+// events (1: bodies inline, with the indexes that layout had; 2: one row per event,
+// bodies in event_bodies).
+func downgradeTable(t *testing.T, s *projections.Store, name string, layout int) {
+	t.Helper()
+	kept, err := s.KeptEvents(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl := table(t, s, name)
+	old := fmt.Sprintf("%s_v%d", tbl, layout)
+	ddl := []string{`CREATE TABLE ` + old + ` (seq BIGINT PRIMARY KEY, event_id TEXT NOT NULL, event_time TEXT NOT NULL, late BOOLEAN NOT NULL)`}
+	insert := `INSERT INTO ` + old + ` (seq, event_id, event_time, late) VALUES ($1, $2, $3, $4)`
+	if layout == 1 {
+		ddl = []string{
+			`CREATE TABLE ` + old + ` (seq BIGINT PRIMARY KEY, event_id TEXT NOT NULL, type TEXT NOT NULL, subject TEXT NOT NULL,
+				agent TEXT NOT NULL, event_time TEXT NOT NULL, late BOOLEAN NOT NULL, body TEXT NOT NULL)`,
+			`CREATE UNIQUE INDEX ` + old + `_id ON ` + old + ` (event_id)`,
+			`CREATE INDEX ` + old + `_time ON ` + old + ` (event_time)`,
+		}
+		insert = `INSERT INTO ` + old + ` (seq, event_id, event_time, late, type, subject, agent, body) VALUES ($1, $2, $3, $4, '', '', '', $5)`
+	}
+	for _, q := range ddl {
+		if _, err := s.DB().Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	for _, k := range kept {
+		args := []any{int64(k.Seq), k.Event.ID, k.Event.Time.UTC().Format("2006-01-02T15:04:05.000000000Z"), k.Late}
+		if layout == 1 {
+			body, err := k.Event.MarshalJSON()
+			if err != nil {
 				t.Fatal(err)
 			}
+			args = append(args, string(body))
 		}
-
-		// The first half, then the store as the release before the layout migrations
-		// left it: bodies in the views' own tables.
-		s := b.mustOpen(t)
-		applyViews(t, s, half, now)
-		for _, name := range projections.ViewNames {
-			tbl := table(t, s, name)
-			old := tbl + "_old"
-			for _, q := range []string{
-				`CREATE TABLE ` + old + ` (seq BIGINT PRIMARY KEY, event_id TEXT NOT NULL, type TEXT NOT NULL, subject TEXT NOT NULL,
-					agent TEXT NOT NULL, event_time TEXT NOT NULL, late BOOLEAN NOT NULL, body TEXT NOT NULL)`,
-				`INSERT INTO ` + old + ` SELECT v.seq, v.event_id, '', '', '', v.event_time, v.late, b.body FROM ` + tbl + ` v JOIN event_bodies b ON b.seq = v.seq`,
-				`DROP TABLE ` + tbl,
-				`CREATE UNIQUE INDEX ` + old + `_id ON ` + old + ` (event_id)`,
-				`CREATE INDEX ` + old + `_time ON ` + old + ` (event_time)`,
-				`UPDATE view_tables SET tbl = '` + old + `' WHERE view = '` + name + `'`,
-			} {
-				if _, err := s.DB().Exec(q); err != nil {
-					t.Fatalf("%s: %v", q, err)
-				}
-			}
+		if _, err := s.DB().Exec(insert, args...); err != nil {
+			t.Fatalf("%s: %v", insert, err)
 		}
-		for _, q := range []string{
-			`DROP TABLE event_bodies`,
-			`ALTER TABLE view_tables DROP COLUMN layout`,
-			fmt.Sprintf(`DELETE FROM schema_migrations WHERE version >= %d`, versions[0]),
-		} {
-			if _, err := s.DB().Exec(q); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
+	}
+	for _, q := range []string{
+		`DROP TABLE ` + tbl,
+		fmt.Sprintf(`UPDATE view_tables SET tbl = '%s', layout = %d WHERE view = '%s'`, old, layout, name),
+	} {
+		if _, err := s.DB().Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
 		}
-		s.Close()
-
-		s = b.mustOpen(t)
-		if n := scalar[int64](t, s, `SELECT COUNT(*) FROM view_tables WHERE layout = 1`); n != int64(len(projections.ViewNames)) {
-			t.Fatalf("%d views in layout 1 after the migration", n)
-		}
-		applyViews(t, s, tr, now) // the second half
-		sameReports(t, "migrated store", want, reports(t, s, cases))
-
-		rebuildAll(t, s, tr, projections.ViewNames...)
-		if n := scalar[int64](t, s, `SELECT COUNT(*) FROM view_tables WHERE layout = 2`); n != int64(len(projections.ViewNames)) {
-			t.Fatalf("%d views in layout 2 after the rebuild", n)
-		}
-		sameReports(t, "migrated store, rebuilt", want, reports(t, s, cases))
-	})
+	}
 }
 
 // A message parked in the middle of a rebuild is parked in order, after every batch

@@ -23,13 +23,13 @@ const (
 	rebuildIdle = 100 * time.Millisecond
 )
 
-// rebuildBatch is what Apply hands the writer: every copy's rows (the arguments of the
-// multi-row inserts, 4 per row), the bodies (2 per event kept by any copy), the
-// registry's rows (2 per id read for the first time), and each copy's checkpoint and
-// state after the batch.
+// rebuildBatch is what Apply hands the writer: the events every copy keeps (sequence<<1
+// | late, in sequence order), the bodies (2 insert arguments per event kept by any
+// copy), the registry's rows (2 per id read for the first time), and each copy's
+// checkpoint and state after the batch.
 type rebuildBatch struct {
 	ctx    context.Context
-	rows   [][]any
+	kept   [][]uint64
 	bodies []any
 	ids    []any
 	cps    []uint64
@@ -66,6 +66,7 @@ type rebuildWriter struct {
 	tx        *sql.Tx
 	txStmts   map[*sql.Stmt]*sql.Stmt
 	pend      [][]any // the arguments not yet inserted, by table
+	open      []blockRow // each copy's last block, not yet in pend (block -1: none)
 	events    int     // in the open transaction
 	cps       []uint64
 	sts       []viewState
@@ -82,7 +83,7 @@ func newRebuildWriter(ctx context.Context, s *Store, keys, tables []string) (*re
 	w := &rebuildWriter{s: s, keys: keys, tables: tables, stmts: stmts,
 		in: make(chan *rebuildBatch, rebuildQueue), free: make(chan *rebuildBatch, rebuildQueue+2),
 		quit: make(chan struct{}), done: make(chan struct{}), errc: make(chan struct{}),
-		pend: make([][]any, n+2), cps: make([]uint64, n), sts: make([]viewState, n), dirty: make([]bool, n),
+		pend: make([][]any, n+2), open: make([]blockRow, n), cps: make([]uint64, n), sts: make([]viewState, n), dirty: make([]bool, n),
 		committed: make([]uint64, n)}
 	for t := 0; t < n+2; t++ {
 		m := rebuildTarget(s, tables, t, stmts)
@@ -99,6 +100,9 @@ func newRebuildWriter(ctx context.Context, s *Store, keys, tables []string) (*re
 		w.cols = append(w.cols, m.cols)
 		w.pend[t] = make([]any, 0, 2*bulkRows*m.cols)
 	}
+	for t := range w.open {
+		w.open[t].block = -1
+	}
 	go w.run()
 	return w, nil
 }
@@ -111,14 +115,13 @@ func (w *rebuildWriter) batch() *rebuildBatch {
 	default:
 	}
 	n := len(w.tables)
-	return &rebuildBatch{rows: make([][]any, n), cps: make([]uint64, n), sts: make([]viewState, n)}
+	return &rebuildBatch{kept: make([][]uint64, n), cps: make([]uint64, n), sts: make([]viewState, n)}
 }
 
 // recycle gives a batch back, emptied.
 func (w *rebuildWriter) recycle(b *rebuildBatch) {
-	for i := range b.rows {
-		clear(b.rows[i])
-		b.rows[i] = b.rows[i][:0]
+	for i := range b.kept {
+		b.kept[i] = b.kept[i][:0]
 	}
 	clear(b.bodies)
 	clear(b.ids)
@@ -255,7 +258,7 @@ func (w *rebuildWriter) write(b *rebuildBatch) error {
 	// The registry's rows first, all of them, then the bodies: a live projector writes
 	// the same shared rows in that order (its batch's ids, then its bodies), so the two
 	// never wait for each other in opposite orders (a deadlock on PostgreSQL).
-	n := len(b.rows)
+	n := len(b.kept)
 	if err := w.insert(ctx, n+1, b.ids, true); err != nil {
 		return err
 	}
@@ -263,7 +266,21 @@ func (w *rebuildWriter) write(b *rebuildBatch) error {
 		return err
 	}
 	for t := range n {
-		if err := w.insert(ctx, t, b.rows[t], false); err != nil {
+		// Each block goes in once per transaction, when the copy's events have passed
+		// it (or at the commit): one statement never names a block twice.
+		open := &w.open[t]
+		for _, k := range b.kept[t] {
+			block, bit := blockOf(k >> 1)
+			if block != open.block {
+				w.closeBlock(t)
+				*open = blockRow{block: block}
+			}
+			open.kept |= bit
+			if k&1 == 1 {
+				open.late |= bit
+			}
+		}
+		if err := w.insert(ctx, t, nil, false); err != nil {
 			return err
 		}
 	}
@@ -277,6 +294,14 @@ func (w *rebuildWriter) write(b *rebuildBatch) error {
 		return w.commit(ctx)
 	}
 	return nil
+}
+
+// closeBlock moves copy t's open block to its pending rows.
+func (w *rebuildWriter) closeBlock(t int) {
+	if o := w.open[t]; o.block >= 0 {
+		w.pend[t] = append(w.pend[t], o.block, o.kept, o.late)
+		w.open[t] = blockRow{block: -1}
+	}
 }
 
 // begin starts a transaction and checks that nothing else changed the copies since the
@@ -352,6 +377,9 @@ func (w *rebuildWriter) insert(ctx context.Context, t int, args []any, all bool)
 func (w *rebuildWriter) commit(ctx context.Context) error {
 	if w.tx == nil {
 		return nil
+	}
+	for t := range w.open {
+		w.closeBlock(t)
 	}
 	for t := range w.pend {
 		if err := w.insert(ctx, t, nil, true); err != nil {

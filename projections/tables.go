@@ -24,8 +24,13 @@ const (
 	// layoutInline keeps each event's body in the view's own table (tables created
 	// before event_bodies existed; they keep working until rebuilt).
 	layoutInline = 1
-	// layoutShared keeps the body once in event_bodies, keyed by sequence.
+	// layoutShared keeps the body once in event_bodies, keyed by sequence, and one row
+	// per kept event (seq, event_id, event_time, late) in the view's table (tables
+	// created before layoutBlocks; they keep working until rebuilt).
 	layoutShared = 2
+	// layoutBlocks keeps the body once in event_bodies and, in the view's table, one row
+	// per block of 64 sequences with a bit per kept event (blocks.go).
+	layoutBlocks = 3
 )
 
 // tableOf returns the physical table of a view key, or "" when it has none.
@@ -58,7 +63,7 @@ func (s *Store) tableLayout(ctx context.Context, q queryer, key string) (string,
 	return tbl, layout, nil
 }
 
-// ensureTable returns the physical table of a view key, creating it (layoutShared) when
+// ensureTable returns the physical table of a view key, creating it (layoutBlocks) when
 // missing.
 func (s *Store) ensureTable(ctx context.Context, tx execer, key string) (string, error) {
 	tbl, err := s.tableOf(ctx, tx.(queryer), key)
@@ -67,27 +72,23 @@ func (s *Store) ensureTable(ctx context.Context, tx execer, key string) (string,
 	}
 	base := strings.NewReplacer("-", "_", "~", "_").Replace(key)
 	tbl = "ve_" + base + "_" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	seqType := "INTEGER" // SQLite: the rowid itself
+	keyType := "INTEGER" // SQLite: the rowid itself
 	if s.dialect == postgresDialect {
-		seqType = "BIGINT"
+		keyType = "BIGINT"
 	}
-	// The event's other fields are in its body (event_bodies): a view's table holds
-	// what its queries select by. It has no secondary index: duplicates are found in the
-	// registry of event ids (registry.go), and a report reads every kept row up to its
-	// log position in sequence order, keeping those at or before its instant, so indexes
-	// of ids or times would only cost every insert and every rebuild
-	// (docs/adr/0004-views.md). Tables made before keep their indexes until a rebuild
-	// replaces them.
+	// One row per block of 64 sequences, the bits of the events the view keeps
+	// (blocks.go); the events themselves are in event_bodies and the registry of event
+	// ids. Tables made before keep their layout until a rebuild replaces them
+	// (docs/adr/0004-views.md).
 	ddl := `CREATE TABLE ` + tbl + ` (
-		seq ` + seqType + ` PRIMARY KEY,
-		event_id TEXT NOT NULL,
-		event_time TEXT NOT NULL,
-		late BOOLEAN NOT NULL
+		block ` + keyType + ` PRIMARY KEY,
+		kept BIGINT NOT NULL,
+		late BIGINT NOT NULL
 	)`
 	if _, err := tx.ExecContext(ctx, ddl); err != nil {
 		return "", fmt.Errorf("create %s: %w", tbl, err)
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO view_tables (view, tbl, layout) VALUES (?, ?, ?)`), key, tbl, layoutShared); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO view_tables (view, tbl, layout) VALUES (?, ?, ?)`), key, tbl, layoutBlocks); err != nil {
 		return "", fmt.Errorf("register %s: %w", tbl, err)
 	}
 	return tbl, nil

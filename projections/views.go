@@ -551,35 +551,49 @@ func (s *Store) loadLedger(ctx context.Context, q queryer, table string, asOf ti
 	if err != nil || tbl == "" {
 		return l, pos, err
 	}
-	query := `SELECT v.body FROM ` + tbl + ` v WHERE v.seq <= ?`
-	if layout == layoutShared {
-		query = `SELECT b.body FROM ` + tbl + ` v JOIN event_bodies b ON b.seq = v.seq WHERE v.seq <= ?`
+	var query string
+	var args []any
+	switch layout {
+	case layoutBlocks:
+		last, _ := blockOf(pos)
+		query, args = blocksSelect(tbl, includeLate), []any{last, int64(pos)}
+	default:
+		query = `SELECT v.seq, v.body, v.late FROM ` + tbl + ` v WHERE v.seq <= ?`
+		if layout == layoutShared {
+			query = `SELECT v.seq, b.body, v.late FROM ` + tbl + ` v JOIN event_bodies b ON b.seq = v.seq WHERE v.seq <= ?`
+		}
+		args = []any{int64(pos)}
+		if !asOf.IsZero() {
+			query += ` AND v.event_time <= ?`
+			args = append(args, dbTime(asOf))
+		}
+		if !includeLate {
+			query += ` AND v.late = ?`
+			args = append(args, false)
+		}
+		query += ` ORDER BY v.seq`
 	}
-	args := []any{int64(pos)}
-	if !asOf.IsZero() {
-		query += ` AND v.event_time <= ?`
-		args = append(args, dbTime(asOf))
-	}
-	if !includeLate {
-		query += ` AND v.late = ?`
-		args = append(args, false)
-	}
-	query += ` ORDER BY v.seq`
 	rows, err := q.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("load %s: %w", table, err)
 	}
 	defer rows.Close()
+	var at int64
 	var body []byte
+	var late any
 	for rows.Next() {
-		if err := rows.Scan(&body); err != nil {
+		if err := rows.Scan(&at, &body, &late); err != nil {
 			return nil, 0, err
 		}
 		e, err := domain.Parse(body)
 		if err != nil {
-			return nil, 0, fmt.Errorf("load %s: %w", table, err)
+			return nil, 0, fmt.Errorf("load %s: sequence %d: %w", table, at, err)
 		}
-		l.Add(e)
+		// layoutBlocks keeps no event times beside the bodies: the instant is
+		// applied here (the same comparison as the older layouts' SQL).
+		if keptBefore(e, asOf) {
+			l.Add(e)
+		}
 	}
 	return l, pos, rows.Err()
 }
@@ -597,7 +611,8 @@ type inserter struct {
 	stmt   *sql.Stmt // one row, conflict detection
 	body   *sql.Stmt // one body (layoutShared)
 	rows   *multiRow // bulk: the view's rows
-	bodies *multiRow // bulk: their bodies (layoutShared)
+	bodies *multiRow // bulk: their bodies (layoutShared, layoutBlocks)
+	blocks blockSet  // bulk, layoutBlocks: the bits not yet written
 }
 
 // close releases the prepared statements.
@@ -638,18 +653,37 @@ func (in *inserter) init(ctx context.Context) error {
 }
 
 func (in *inserter) cols() (string, int) {
-	if in.layout == layoutInline {
+	switch in.layout {
+	case layoutInline:
 		return inlineCols, 8
+	case layoutShared:
+		return sharedCols, 4
 	}
-	return sharedCols, 4
+	return blocksCols, 3
+}
+
+// conflict ends the inserts of a row: a block already there is added to.
+func (in *inserter) conflict() string {
+	if in.layout == layoutBlocks {
+		return blocksUpsert(in.tbl)
+	}
+	return ``
 }
 
 func (in *inserter) rowArgs(st domain.Stored, late bool) []any {
 	e := st.Event
-	if in.layout == layoutInline {
+	switch in.layout {
+	case layoutInline:
 		return []any{int64(st.Seq), e.ID, string(e.Type), e.Subject, agentOf(e), dbTime(e.Time), late, string(st.Raw)}
+	case layoutShared:
+		return []any{int64(st.Seq), e.ID, dbTime(e.Time), late}
 	}
-	return []any{int64(st.Seq), e.ID, dbTime(e.Time), late}
+	block, bit := blockOf(st.Seq)
+	lateBit := int64(0)
+	if late {
+		lateBit = bit
+	}
+	return []any{block, bit, lateBit}
 }
 
 // one inserts a row unless its event id is already there.
@@ -659,7 +693,11 @@ func (in *inserter) one(ctx context.Context, st domain.Stored, late bool) (bool,
 			return false, err
 		}
 		cols, n := in.cols()
-		stmt, err := in.tx.PrepareContext(ctx, in.s.q(`INSERT INTO `+in.tbl+` `+cols+` VALUES `+placeholders(n)+` ON CONFLICT DO NOTHING`))
+		conflict := ` ON CONFLICT DO NOTHING`
+		if in.layout == layoutBlocks { // unless the event's bit is set already
+			conflict = blocksUpsert(in.tbl) + ` WHERE (` + in.tbl + `.kept & excluded.kept) = 0`
+		}
+		stmt, err := in.tx.PrepareContext(ctx, in.s.q(`INSERT INTO `+in.tbl+` `+cols+` VALUES `+placeholders(n)+conflict))
 		if err != nil {
 			return false, err
 		}
@@ -672,7 +710,7 @@ func (in *inserter) one(ctx context.Context, st domain.Stored, late bool) (bool,
 	if n, _ := res.RowsAffected(); n == 0 {
 		return false, nil
 	}
-	if in.layout == layoutShared {
+	if in.layout != layoutInline {
 		if in.body == nil {
 			in.body = in.s.stmt(ctx, in.tx, qBody)
 		}
@@ -689,12 +727,14 @@ func (in *inserter) add(ctx context.Context, st domain.Stored, late bool) error 
 			return err
 		}
 		cols, n := in.cols()
-		in.rows = newMultiRow(in.s, in.tx, `INSERT INTO `+in.tbl+` `+cols+` VALUES `, n, ``, nil)
-		if in.layout == layoutShared {
+		in.rows = newMultiRow(in.s, in.tx, `INSERT INTO `+in.tbl+` `+cols+` VALUES `, n, in.conflict(), nil)
+		if in.layout != layoutInline {
 			in.bodies = newBodies(in.s, in.tx, nil)
 		}
 	}
-	if err := in.rows.add(ctx, in.rowArgs(st, late)...); err != nil {
+	if in.layout == layoutBlocks {
+		in.blocks.add(st.Seq, late) // written by flush, each block once
+	} else if err := in.rows.add(ctx, in.rowArgs(st, late)...); err != nil {
 		return err
 	}
 	if in.bodies != nil {
@@ -704,6 +744,12 @@ func (in *inserter) add(ctx context.Context, st domain.Stored, late bool) error 
 }
 
 func (in *inserter) flush(ctx context.Context) error {
+	for _, r := range in.blocks.rows {
+		if err := in.rows.add(ctx, r.block, r.kept, r.late); err != nil {
+			return err
+		}
+	}
+	in.blocks.reset()
 	for _, m := range []*multiRow{in.rows, in.bodies} {
 		if m != nil {
 			if err := m.flush(ctx); err != nil {

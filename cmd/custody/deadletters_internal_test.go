@@ -180,26 +180,16 @@ func TestPoisonEventParkedAndRedriven(t *testing.T) {
 // applied is the set of event ids a view keeps.
 func applied(t *testing.T, sess *session, view string) map[string]bool {
 	t.Helper()
-	ctx := context.Background()
-	var tbl string
-	if err := sess.store.DB().QueryRowContext(ctx, `SELECT tbl FROM view_tables WHERE view = ?`, view).Scan(&tbl); err != nil {
-		t.Fatal(err)
-	}
-	rows, err := sess.store.DB().QueryContext(ctx, `SELECT event_id FROM `+tbl)
+	kept, err := sess.store.KeptEvents(context.Background(), view)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
 	out := map[string]bool{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
+	for _, k := range kept {
+		if out[k.Event.ID] {
+			t.Fatalf("view %s holds %s twice", view, k.Event.ID)
 		}
-		if out[id] {
-			t.Fatalf("view %s holds %s twice", view, id)
-		}
-		out[id] = true
+		out[k.Event.ID] = true
 	}
 	return out
 }

@@ -215,7 +215,9 @@ func TestProjectorFailover(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	// No view holds an event twice.
-	oneRowPerEvent(t, db)
+	oneRowPerEvent(t, db, func(ctx context.Context) (*projections.Store, error) {
+		return projections.OpenPostgres(ctx, store)
+	})
 	// Let the outbox drain, then every alert is in the stream once.
 	as, err := js.Stream(context.Background(), streams.AlertsStream)
 	if err != nil {

@@ -1,0 +1,213 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/bits"
+	"strings"
+	"time"
+
+	"github.com/custody/custody/domain"
+)
+
+// In layoutBlocks a view's table says which events of the log the view keeps as bits:
+// one row per block of 64 consecutive sequences, bit i of kept set when the view keeps
+// the event at sequence 64*block+i, bit i of late set when that event arrived late.
+// The events' bytes are in event_bodies, once whatever the views that keep them, and
+// their ids in the registry (registry.go). A view of 100,000 events is about 1,600
+// small rows instead of one row per event: a rebuild writes a view in a few
+// statements, and a live batch updates the one or two rows its sequences fall in
+// (docs/adr/0004-views.md).
+
+// blockBits is how many sequences one row covers (the bits of a BIGINT).
+const blockBits = 64
+
+// blockOf returns the block of a sequence and its bit there (bit 63 makes the int64
+// negative; the stores keep the 64 bits as they are).
+func blockOf(seq uint64) (block, bit int64) {
+	return int64(seq / blockBits), int64(uint64(1) << (seq % blockBits))
+}
+
+// blocksCols are the columns of a layoutBlocks table, in insert order.
+const blocksCols = `(block, kept, late)`
+
+// blocksUpsert ends an insert into a layoutBlocks table: the bits of a block already
+// there are added to.
+func blocksUpsert(tbl string) string {
+	return ` ON CONFLICT (block) DO UPDATE SET kept = ` + tbl + `.kept | excluded.kept, late = ` + tbl + `.late | excluded.late`
+}
+
+// blockSet gathers the bits of events added in increasing sequence order, one entry
+// per block.
+type blockSet struct {
+	rows []blockRow
+}
+
+type blockRow struct{ block, kept, late int64 }
+
+func (b *blockSet) add(seq uint64, late bool) {
+	block, bit := blockOf(seq)
+	if n := len(b.rows); n == 0 || b.rows[n-1].block != block {
+		b.rows = append(b.rows, blockRow{block: block})
+	}
+	r := &b.rows[len(b.rows)-1]
+	r.kept |= bit
+	if late {
+		r.late |= bit
+	}
+}
+
+func (b *blockSet) reset() { b.rows = b.rows[:0] }
+
+// blocksSelect is the query of a layoutBlocks table's kept events up to a sequence
+// (the block's bit is tested in SQL, so that only kept bodies leave the store), with
+// their late bits.
+func blocksSelect(tbl string, includeLate bool) string {
+	off := `CAST(b.seq - v.block * 64 AS INTEGER)`
+	q := `SELECT b.seq, b.body, ((v.late >> ` + off + `) & 1) FROM ` + tbl + ` v
+		JOIN event_bodies b ON b.seq >= v.block * 64 AND b.seq < v.block * 64 + 64
+		WHERE v.block <= ? AND b.seq <= ? AND ((v.kept >> ` + off + `) & 1) = 1`
+	if !includeLate {
+		q += ` AND ((v.late >> ` + off + `) & 1) = 0`
+	}
+	return q + ` ORDER BY v.block, b.seq`
+}
+
+// Kept is one event a view keeps.
+type Kept struct {
+	Seq  uint64
+	Late bool
+	// Event is the stored event (its body decoded).
+	Event domain.Event
+}
+
+// KeptEvents lists what a view key keeps, by sequence, whatever the table's layout:
+// the means to check a store's rows (one per event, none twice) from outside.
+func (s *Store) KeptEvents(ctx context.Context, key string) ([]Kept, error) {
+	tbl, layout, err := s.tableLayout(ctx, s.db, key)
+	if err != nil || tbl == "" {
+		return nil, err
+	}
+	var query string
+	var args []any
+	switch layout {
+	case layoutInline:
+		query = `SELECT v.seq, v.body, v.late FROM ` + tbl + ` v ORDER BY v.seq`
+	case layoutShared:
+		query = `SELECT v.seq, b.body, v.late FROM ` + tbl + ` v JOIN event_bodies b ON b.seq = v.seq ORDER BY v.seq`
+	default:
+		query, args = blocksSelect(tbl, true), []any{int64(1) << 62, int64(1) << 62}
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("kept %s: %w", key, err)
+	}
+	defer rows.Close()
+	var out []Kept
+	for rows.Next() {
+		var seq int64
+		var body []byte
+		var late any
+		if err := rows.Scan(&seq, &body, &late); err != nil {
+			return nil, fmt.Errorf("kept %s: %w", key, err)
+		}
+		e, err := domain.Parse(body)
+		if err != nil {
+			return nil, fmt.Errorf("kept %s: sequence %d: %w", key, seq, err)
+		}
+		out = append(out, Kept{Seq: uint64(seq), Late: truthy(late), Event: e})
+	}
+	return out, rows.Err()
+}
+
+// truthy reads a boolean column or a 0/1 expression, whatever the driver returns.
+func truthy(v any) bool {
+	switch x := v.(type) {
+	case bool:
+		return x
+	case int64:
+		return x != 0
+	case []byte:
+		return len(x) > 0 && x[0] != '0' && x[0] != 'f'
+	case string:
+		return x != "" && x != "0" && x != "f" && x != "false"
+	}
+	return false
+}
+
+// blocksLate counts the late bits of a layoutBlocks table up to a sequence.
+func (s *Store) blocksLate(ctx context.Context, q queryer, tbl string, pos uint64) (int64, error) {
+	last, _ := blockOf(pos)
+	rows, err := q.QueryContext(ctx, s.q(`SELECT block, late FROM `+tbl+` WHERE block <= ? AND late <> 0`), last)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	var n int64
+	for rows.Next() {
+		var block, late int64
+		if err := rows.Scan(&block, &late); err != nil {
+			return 0, err
+		}
+		m := uint64(late)
+		if block == last {
+			m &= ^uint64(0) >> (blockBits - 1 - pos%blockBits) // bits up to pos
+		}
+		n += int64(bits.OnesCount64(m))
+	}
+	return n, rows.Err()
+}
+
+// blocksDropOthers removes from a layoutBlocks table the events of an id other than
+// the one at keep and returns them. Only rows after keep can hold them (a later
+// duplicate kept while keep was parked); the bodies are matched on the id's text, then
+// decoded to be sure.
+func (s *Store) blocksDropOthers(ctx context.Context, tx *sql.Tx, tbl, id string, keep uint64) ([]domain.Event, error) {
+	from, _ := blockOf(keep)
+	off := `CAST(b.seq - v.block * 64 AS INTEGER)`
+	q := `SELECT b.seq, b.body FROM ` + tbl + ` v
+		JOIN event_bodies b ON b.seq >= v.block * 64 AND b.seq < v.block * 64 + 64
+		WHERE v.block >= ? AND b.seq <> ? AND ((v.kept >> ` + off + `) & 1) = 1 AND b.body LIKE ? ESCAPE '!'
+		ORDER BY b.seq`
+	like := "%" + strings.NewReplacer("!", "!!", "%", "!%", "_", "!_").Replace(id) + "%"
+	rows, err := tx.QueryContext(ctx, s.q(q), from, int64(keep), like)
+	if err != nil {
+		return nil, err
+	}
+	var out []domain.Event
+	var seqs []uint64
+	for rows.Next() {
+		var seq int64
+		var body []byte
+		if err := rows.Scan(&seq, &body); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		e, err := domain.Parse(body)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if e.ID == id {
+			out = append(out, e)
+			seqs = append(seqs, uint64(seq))
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, seq := range seqs {
+		block, bit := blockOf(seq)
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE `+tbl+` SET kept = kept & ?, late = late & ? WHERE block = ?`), ^bit, ^bit, block); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// keptBefore reports whether an event at or before asOf (zero: any) counts in a report.
+func keptBefore(e domain.Event, asOf time.Time) bool {
+	return asOf.IsZero() || !e.Time.After(asOf)
+}
