@@ -60,14 +60,16 @@ func (b *blockSet) add(seq uint64, late bool) {
 
 func (b *blockSet) reset() { b.rows = b.rows[:0] }
 
-// blocksSelect is the query of a layoutBlocks table's kept events up to a sequence
-// (the block's bit is tested in SQL, so that only kept bodies leave the store), with
-// their late bits.
+// blocksSelect is the query of a layoutBlocks table's kept events in the blocks up to
+// one (the bits are tested in SQL, so that only kept bodies leave the store), with
+// their late bits. The caller drops the events of the last block past its sequence: a
+// bound on b.seq beside the block's own would be the one SQLite seeks by, and every
+// block would scan the bodies to the end.
 func blocksSelect(tbl string, includeLate bool) string {
 	off := `CAST(b.seq - v.block * 64 AS INTEGER)`
 	q := `SELECT b.seq, b.body, ((v.late >> ` + off + `) & 1) FROM ` + tbl + ` v
 		JOIN event_bodies b ON b.seq >= v.block * 64 AND b.seq < v.block * 64 + 64
-		WHERE v.block <= ? AND b.seq <= ? AND ((v.kept >> ` + off + `) & 1) = 1`
+		WHERE v.block <= ? AND ((v.kept >> ` + off + `) & 1) = 1`
 	if !includeLate {
 		q += ` AND ((v.late >> ` + off + `) & 1) = 0`
 	}
@@ -97,7 +99,7 @@ func (s *Store) KeptEvents(ctx context.Context, key string) ([]Kept, error) {
 	case layoutShared:
 		query = `SELECT v.seq, b.body, v.late FROM ` + tbl + ` v JOIN event_bodies b ON b.seq = v.seq ORDER BY v.seq`
 	default:
-		query, args = blocksSelect(tbl, true), []any{int64(1) << 62, int64(1) << 62}
+		query, args = blocksSelect(tbl, true), []any{int64(1) << 62}
 	}
 	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
 	if err != nil {

@@ -556,7 +556,7 @@ func (s *Store) loadLedger(ctx context.Context, q queryer, table string, asOf ti
 	switch layout {
 	case layoutBlocks:
 		last, _ := blockOf(pos)
-		query, args = blocksSelect(tbl, includeLate), []any{last, int64(pos)}
+		query, args = blocksSelect(tbl, includeLate), []any{last}
 	default:
 		query = `SELECT v.seq, v.body, v.late FROM ` + tbl + ` v WHERE v.seq <= ?`
 		if layout == layoutShared {
@@ -584,6 +584,9 @@ func (s *Store) loadLedger(ctx context.Context, q queryer, table string, asOf ti
 	for rows.Next() {
 		if err := rows.Scan(&at, &body, &late); err != nil {
 			return nil, 0, err
+		}
+		if uint64(at) > pos {
+			continue // past the position, in its last block (layoutBlocks)
 		}
 		e, err := domain.Parse(body)
 		if err != nil {
