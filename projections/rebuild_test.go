@@ -129,7 +129,7 @@ func mapsEqual(a, b map[string][]string) bool {
 // layout 2 keeps the bodies in event_bodies and one row per kept event in the view's
 // table.
 func TestRebuildMigratesOldLayouts(t *testing.T) {
-	tr := mustTraffic(t)
+	tr := withLateEvents(t, mustTraffic(t))
 	now := clock(tr)
 	cases := reportCases(tr, now())
 	versions := projections.LayoutMigrations()
@@ -147,7 +147,13 @@ func TestRebuildMigratesOldLayouts(t *testing.T) {
 				ref := b.mustOpen(t)
 				applyViews(t, ref, half, now)
 				applyViews(t, ref, tr, now)
-				want := reports(t, ref, cases)
+				want, wantRows, wantLate := reports(t, ref, cases), viewRows(t, ref), lateCounts(t, ref, uint64(len(tr)))
+				// The same database serves the store below: the reference's views go.
+				for _, name := range projections.ViewNames {
+					if err := ref.ResetTable(context.Background(), name); err != nil {
+						t.Fatal(err)
+					}
+				}
 
 				// The first half, then each view's table as the older release left it.
 				s := b.mustOpen(t)
@@ -174,8 +180,11 @@ func TestRebuildMigratesOldLayouts(t *testing.T) {
 				}
 				applyViews(t, s, tr, now) // the second half
 				sameReports(t, "migrated store", want, reports(t, s, cases))
-				if got, wantRows := viewRows(t, s), viewRows(t, ref); !maps.EqualFunc(got, wantRows, slices.Equal) {
+				if got := viewRows(t, s); !maps.EqualFunc(got, wantRows, slices.Equal) {
 					t.Errorf("the migrated views keep other events than the reference")
+				}
+				if got := lateCounts(t, s, uint64(len(tr))); !maps.Equal(got, wantLate) {
+					t.Errorf("the migrated views count other late events than the reference")
 				}
 
 				rebuildAll(t, s, tr, projections.ViewNames...)
@@ -183,9 +192,60 @@ func TestRebuildMigratesOldLayouts(t *testing.T) {
 					t.Fatalf("%d views in layout 3 after the rebuild", n)
 				}
 				sameReports(t, "migrated store, rebuilt", want, reports(t, s, cases))
+				if got := viewRows(t, s); !maps.EqualFunc(got, wantRows, slices.Equal) {
+					t.Errorf("the rebuilt views keep other events than the reference")
+				}
+				if got := lateCounts(t, s, uint64(len(tr))); !maps.Equal(got, wantLate) {
+					t.Errorf("the rebuilt views count other late events than the reference")
+				}
 			})
 		})
 	}
+}
+
+// withLateEvents copies traffic with some events moved three days back, so that they
+// arrive late: those next to block boundaries (sequences 64k-1, 64k, 64k+1) and every
+// 17th, after the first 100.
+func withLateEvents(t *testing.T, tr []domain.Stored) []domain.Stored {
+	t.Helper()
+	out := slices.Clone(tr)
+	for i := range out {
+		st := &out[i]
+		if m := st.Seq % 64; st.Seq <= 100 || (m > 1 && m < 63 && st.Seq%17 != 0) {
+			continue
+		}
+		st.Event.Time = st.Event.Time.Add(-72 * time.Hour)
+		raw, err := st.Event.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Raw, st.Received = raw, st.Event.Time
+	}
+	return out
+}
+
+// lateCounts is every view's count of late events as of every position next to a block
+// boundary of layout 3 (64k-1, 64k, 64k+1) and the last, keyed "view@position"; it
+// fails the test when the traffic has no late event (the comparison would show nothing).
+func lateCounts(t *testing.T, s *projections.Store, last uint64) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	for _, name := range projections.ViewNames {
+		for pos := uint64(1); pos <= last; pos++ {
+			if m := pos % 64; m > 1 && m < 63 && pos != last {
+				continue
+			}
+			n, err := s.LateEvents(context.Background(), name, pos)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[fmt.Sprint(name, "@", pos)] = n
+		}
+	}
+	if out[fmt.Sprint(projections.AccessAuditView, "@", last)] == 0 {
+		t.Fatal("the traffic has no late event")
+	}
+	return out
 }
 
 // downgradeTable replaces a view's table by one of an older layout holding the same
