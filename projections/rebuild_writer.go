@@ -65,9 +65,9 @@ type rebuildWriter struct {
 	// owned by run
 	tx        *sql.Tx
 	txStmts   map[*sql.Stmt]*sql.Stmt
-	pend      [][]any // the arguments not yet inserted, by table
+	pend      [][]any    // the arguments not yet inserted, by table
 	open      []blockRow // each copy's last block, not yet in pend (block -1: none)
-	events    int     // in the open transaction
+	events    int        // in the open transaction
 	cps       []uint64
 	sts       []viewState
 	dirty     []bool
