@@ -2,7 +2,6 @@ package projections
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"math/bits"
 	"strings"
@@ -161,11 +160,12 @@ func (s *Store) blocksLate(ctx context.Context, q queryer, tbl string, pos uint6
 	return n, rows.Err()
 }
 
-// blocksDropOthers removes from a layoutBlocks table the events of an id other than
-// the one at keep and returns them. Only rows after keep can hold them (a later
-// duplicate kept while keep was parked); the bodies are matched on the id's text, then
-// decoded to be sure.
-func (s *Store) blocksDropOthers(ctx context.Context, tx *sql.Tx, tbl, id string, keep uint64) ([]domain.Event, error) {
+// blocksOthers is the query of a layoutBlocks table's events of an id other than the
+// one at keep, with its arguments. Only blocks from keep's on can hold them (a later
+// duplicate kept while keep was parked); ids are canonical UUIDs (hex digits and
+// dashes), written in the bodies as they are, so the bodies are matched on the id's
+// text and the caller decodes them to be sure.
+func blocksOthers(tbl, id string, keep uint64) (string, []any) {
 	from, _ := blockOf(keep)
 	off := `CAST(b.seq - v.block * 64 AS INTEGER)`
 	q := `SELECT b.seq, b.body FROM ` + tbl + ` v
@@ -173,40 +173,14 @@ func (s *Store) blocksDropOthers(ctx context.Context, tx *sql.Tx, tbl, id string
 		WHERE v.block >= ? AND b.seq <> ? AND ((v.kept >> ` + off + `) & 1) = 1 AND b.body LIKE ? ESCAPE '!'
 		ORDER BY b.seq`
 	like := "%" + strings.NewReplacer("!", "!!", "%", "!%", "_", "!_").Replace(id) + "%"
-	rows, err := tx.QueryContext(ctx, s.q(q), from, int64(keep), like)
-	if err != nil {
-		return nil, err
-	}
-	var out []domain.Event
-	var seqs []uint64
-	for rows.Next() {
-		var seq int64
-		var body []byte
-		if err := rows.Scan(&seq, &body); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		e, err := domain.Parse(body)
-		if err != nil {
-			rows.Close()
-			return nil, err
-		}
-		if e.ID == id {
-			out = append(out, e)
-			seqs = append(seqs, uint64(seq))
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	for _, seq := range seqs {
-		block, bit := blockOf(seq)
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE `+tbl+` SET kept = kept & ?, late = late & ? WHERE block = ?`), ^bit, ^bit, block); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return q, []any{from, int64(keep), like}
+}
+
+// blocksClear is the statement, with its arguments, that removes an event from a
+// layoutBlocks table.
+func blocksClear(tbl string, seq uint64) (string, []any) {
+	block, bit := blockOf(seq)
+	return `UPDATE ` + tbl + ` SET kept = kept & ?, late = late & ? WHERE block = ?`, []any{^bit, ^bit, block}
 }
 
 // keptBefore reports whether an event at or before asOf (zero: any) counts in a report.

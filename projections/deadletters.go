@@ -287,28 +287,33 @@ func (v *View) Redrive(ctx context.Context, st domain.Stored) (err error) {
 	return nil
 }
 
-// dropOthers deletes a view table's rows of an event id other than the one at keep, and
-// returns their events (a redriven first event displacing a later duplicate).
+// dropOthers deletes a view table's events of an id other than the one at keep, and
+// returns them (a redriven first event displacing a later duplicate).
 func (s *Store) dropOthers(ctx context.Context, tx *sql.Tx, tbl, id string, keep uint64) ([]domain.Event, error) {
 	layout, err := s.layoutOf(ctx, tx, tbl)
 	if err != nil {
 		return nil, err
 	}
-	if layout == layoutBlocks {
-		return s.blocksDropOthers(ctx, tx, tbl, id, keep)
+	var q string
+	args := []any{id, int64(keep)}
+	switch layout {
+	case layoutInline:
+		q = `SELECT v.seq, v.body FROM ` + tbl + ` v WHERE v.event_id = ? AND v.seq <> ?`
+	case layoutShared:
+		q = `SELECT v.seq, b.body FROM ` + tbl + ` v JOIN event_bodies b ON b.seq = v.seq WHERE v.event_id = ? AND v.seq <> ?`
+	default:
+		q, args = blocksOthers(tbl, id, keep)
 	}
-	q := `SELECT b.body FROM ` + tbl + ` v JOIN event_bodies b ON b.seq = v.seq WHERE v.event_id = ? AND v.seq <> ?`
-	if layout == layoutInline {
-		q = `SELECT v.body FROM ` + tbl + ` v WHERE v.event_id = ? AND v.seq <> ?`
-	}
-	rows, err := tx.QueryContext(ctx, s.q(q), id, int64(keep))
+	rows, err := tx.QueryContext(ctx, s.q(q), args...)
 	if err != nil {
 		return nil, err
 	}
 	var out []domain.Event
+	var seqs []uint64
 	for rows.Next() {
+		var seq int64
 		var body []byte
-		if err := rows.Scan(&body); err != nil {
+		if err := rows.Scan(&seq, &body); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -317,14 +322,20 @@ func (s *Store) dropOthers(ctx context.Context, tx *sql.Tx, tbl, id string, keep
 			rows.Close()
 			return nil, err
 		}
-		out = append(out, e)
+		if e.ID == id { // layoutBlocks matched the body's text
+			out, seqs = append(out, e), append(seqs, uint64(seq))
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	if len(out) > 0 {
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM `+tbl+` WHERE event_id = ? AND seq <> ?`), id, int64(keep)); err != nil {
+	for _, seq := range seqs {
+		q, args := `DELETE FROM `+tbl+` WHERE seq = ?`, []any{int64(seq)}
+		if layout == layoutBlocks {
+			q, args = blocksClear(tbl, seq)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(q), args...); err != nil {
 			return nil, err
 		}
 	}
