@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/custody/custody/domain"
+	"github.com/custody/custody/projections"
 )
 
 // BenchmarkPublish runs custody's ingest beside raw JetStream publishing of the same
@@ -170,5 +172,39 @@ func BenchmarkLedgerRetained(b *testing.B) {
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/1e6, "retained-MB")
 		runtime.KeepAlive(l)
+	}
+}
+
+// BenchmarkReports times every report over the views of a log of 100,000 simulated
+// events (rebuilt from it), as of now, and reports each one's milliseconds:
+//
+//	go test -run '^$' -bench Reports -benchtime 1x ./cmd/custody
+func BenchmarkReports(b *testing.B) {
+	ctx := context.Background()
+	g := &globals{data: filepath.Join(b.TempDir(), "data")}
+	sess, err := g.open(ctx, connectOpts{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sess.close()
+	lines, err := benchEvents(100000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := custodyIngest(ctx, sess.nc, lines, 1000); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := sess.rebuild(ctx, projections.ViewNames, nil); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, name := range projections.ReportNames {
+			start := time.Now()
+			if _, err := sess.store.Report(ctx, name, projections.Params{AsOf: time.Now().UTC()}); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(time.Since(start).Microseconds())/1000, name+"-ms")
+		}
 	}
 }
