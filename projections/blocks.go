@@ -162,18 +162,20 @@ func (s *Store) blocksLate(ctx context.Context, q queryer, tbl string, pos uint6
 
 // blocksOthers is the query of a layoutBlocks table's events of an id other than the
 // one at keep, with its arguments. Only blocks from keep's on can hold them (a later
-// duplicate kept while keep was parked); ids are canonical UUIDs (hex digits and
-// dashes), written in the bodies as they are, so the bodies are matched on the id's
-// text and the caller decodes them to be sure.
+// duplicate kept while keep was parked). The bodies are the log's bytes, so the same id
+// may be written in upper case or with JSON escapes: the query keeps the bodies that
+// hold the id's text in any case, or any backslash, and the caller decodes them to be
+// sure (a pre-filter that cannot miss; a redrive does not decode the whole view).
 func blocksOthers(tbl, id string, keep uint64) (string, []any) {
 	from, _ := blockOf(keep)
 	off := `CAST(b.seq - v.block * 64 AS INTEGER)`
 	q := `SELECT b.seq, b.body FROM ` + tbl + ` v
 		JOIN event_bodies b ON b.seq >= v.block * 64 AND b.seq < v.block * 64 + 64
-		WHERE v.block >= ? AND b.seq <> ? AND ((v.kept >> ` + off + `) & 1) = 1 AND b.body LIKE ? ESCAPE '!'
+		WHERE v.block >= ? AND b.seq <> ? AND ((v.kept >> ` + off + `) & 1) = 1
+			AND (LOWER(b.body) LIKE ? ESCAPE '!' OR b.body LIKE ? ESCAPE '!')
 		ORDER BY b.seq`
-	like := "%" + strings.NewReplacer("!", "!!", "%", "!%", "_", "!_").Replace(id) + "%"
-	return q, []any{from, int64(keep), like}
+	like := "%" + strings.NewReplacer("!", "!!", "%", "!%", "_", "!_").Replace(strings.ToLower(id)) + "%"
+	return q, []any{from, int64(keep), like, `%\%`}
 }
 
 // blocksClear is the statement, with its arguments, that removes an event from a

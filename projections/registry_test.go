@@ -1,10 +1,12 @@
 package projections_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	"golang.org/x/sync/errgroup"
@@ -51,8 +53,27 @@ func firstSeqs(log []domain.Stored) map[string]int64 {
 // A message parked while a duplicate of it arrives later: the duplicate is applied
 // first (the parked id is not registered yet); the redrive makes the parked event the
 // one that counts, as the log's order says, and drops the duplicate from every view
-// that kept it. Every view then equals a rebuild, which reads the log in order.
+// that kept it. Every view then equals a rebuild, which reads the log in order. The
+// duplicate is the same bytes, or its id written otherwise (upper case, a JSON escape)
+// as a publisher writing straight to the stream could: the same id once decoded.
 func TestConformanceRedriveAfterDuplicate(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		mangle func(raw []byte, id string) []byte
+	}{
+		{"same bytes", nil},
+		{"id in upper case", func(raw []byte, id string) []byte {
+			return bytes.Replace(raw, []byte(`"id":"`+id), []byte(`"id":"`+strings.ToUpper(id)), 1)
+		}},
+		{"id with an escape", func(raw []byte, id string) []byte {
+			return bytes.Replace(raw, []byte(`"id":"`+id), []byte(`"id":"`+id[:8]+`\u002d`+id[9:]), 1)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) { redriveAfterDuplicate(t, c.mangle) })
+	}
+}
+
+func redriveAfterDuplicate(t *testing.T, mangle func(raw []byte, id string) []byte) {
 	tr := mustTraffic(t)
 	now := clock(tr)
 	cases := reportCases(tr, now())
@@ -67,6 +88,14 @@ func TestConformanceRedriveAfterDuplicate(t *testing.T) {
 	log := slices.Concat(tr[:p+1], tr[p:p+1], tr[p+1:])
 	for i := range log {
 		log[i].Seq = uint64(i + 1)
+	}
+	if mangle != nil {
+		id := log[p+1].Event.ID
+		raw := mangle(slices.Clone(log[p+1].Raw), id)
+		if e, err := domain.Parse(raw); err != nil || bytes.Equal(raw, log[p+1].Raw) || e.ID != id {
+			t.Fatalf("the duplicate's bytes %s: %v (id %s)", raw, err, e.ID)
+		}
+		log[p+1].Raw = raw
 	}
 	parked, dup := log[p], log[p+1]
 	ctx := context.Background()
