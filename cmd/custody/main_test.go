@@ -311,3 +311,21 @@ func TestReplayOrderUnderOutOfOrderArrival(t *testing.T) {
 		t.Fatalf("bad id: exit %d %s", code, errs)
 	}
 }
+
+// --flagged alone means true; a value after it needs an "=", and the error says so
+// (nothing is opened or published before).
+func TestReportFlaggedValueNeedsEquals(t *testing.T) {
+	data := t.TempDir()
+	code, _, errs := run(t, nil, "report", "access-audit", "--flagged", "false", "--data", data)
+	if code == 0 || !strings.Contains(errs, "--flagged=false") {
+		t.Fatalf("--flagged false: exit %d %s", code, errs)
+	}
+	code, _, errs = run(t, nil, "report", "consent", "--flagged", "--data", data)
+	if code == 0 || !strings.Contains(errs, "access-audit report only") {
+		t.Fatalf("--flagged on consent: exit %d %s", code, errs)
+	}
+	code, _, errs = run(t, nil, "report", "access-audit", "--flagged=maybe", "--data", data)
+	if code == 0 || !strings.Contains(errs, "must be true or false") {
+		t.Fatalf("--flagged=maybe: exit %d %s", code, errs)
+	}
+}

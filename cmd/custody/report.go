@@ -246,7 +246,16 @@ instant T, considering only events whose time is at or before it (default: now);
 Every run is recorded in the log as a report.executed event (who, which report, which
 parameters, which log position, the SHA-256 of the output), and the report is printed
 only after the log has acknowledged that event.`,
-		Args: cobra.ExactArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			// --flagged alone means true, so "--flagged false" leaves "false" as a second
+			// argument: say how to write it rather than that there are two arguments.
+			if len(args) == 2 && cmd.Flags().Changed("flagged") {
+				if _, err := strconv.ParseBool(args[1]); err == nil {
+					return fmt.Errorf("--flagged %s: write --flagged=%s (--flagged alone means true)", args[1], args[1])
+				}
+			}
+			return cobra.ExactArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := reportRequest{Name: args[0], Format: format, TZ: tz, Via: "cli", Role: "operator", RawArgs: map[string]string{}}
 			cmd.Flags().Visit(func(f *pflag.Flag) {
@@ -294,7 +303,8 @@ only after the log has acknowledged that event.`,
 	cmd.Flags().StringVar(&interaction, "interaction", "", "access-audit: only this interaction")
 	cmd.Flags().StringVar(&from, "from", "", "access-audit: touches at or after this instant (RFC 3339)")
 	cmd.Flags().StringVar(&to, "to", "", "access-audit: touches at or before this instant (RFC 3339)")
-	cmd.Flags().StringVar(&flagged, "flagged", "", "access-audit: only flagged (true) or unflagged (false) touches")
+	cmd.Flags().StringVar(&flagged, "flagged", "", "access-audit: only flagged touches (--flagged), or only unflagged ones (--flagged=false)")
+	cmd.Flags().Lookup("flagged").NoOptDefVal = "true"
 	return cmd
 }
 

@@ -927,7 +927,10 @@ func auditFilterDiffs(rt *rapid.T, data string, events []domain.Event, base []ge
 		}
 	case 3, 4:
 		flagged := rapid.Bool().Draw(rt, "filterFlagged")
-		args = []string{"--flagged", strconv.FormatBool(flagged)}
+		args = []string{"--flagged=" + strconv.FormatBool(flagged)}
+		if flagged && rapid.Bool().Draw(rt, "bareFlagged") {
+			args = []string{"--flagged"} // alone: true
+		}
 		keep = func(m map[string]any) bool { return m["flagged"] == flagged }
 	}
 	want := oracleReport("access-audit", events, asOf, oracleOpts{})
