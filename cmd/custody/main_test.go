@@ -328,4 +328,13 @@ func TestReportFlaggedValueNeedsEquals(t *testing.T) {
 	if code == 0 || !strings.Contains(errs, "must be true or false") {
 		t.Fatalf("--flagged=maybe: exit %d %s", code, errs)
 	}
+	// A flag that needs a value, followed by another flag, is named.
+	code, _, errs = run(t, nil, "report", "access-audit", "--agent", "--format", "csv", "--data", data)
+	if code == 0 || !strings.Contains(errs, "--agent has no value") {
+		t.Fatalf("--agent --format csv: exit %d %s", code, errs)
+	}
+	code, _, errs = run(t, nil, "replay", "--interaction", "--format", "jsonl", "--data", data)
+	if code == 0 || !strings.Contains(errs, "--interaction has no value") {
+		t.Fatalf("replay --interaction --format: exit %d %s", code, errs)
+	}
 }

@@ -1,15 +1,15 @@
 package main
 
 import (
-	"time"
-
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/custody/custody/domain"
 	"github.com/custody/custody/projections"
@@ -18,6 +18,19 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
+
+// swallowedFlag returns an error naming a flag whose value is another flag: a flag that
+// needs a value takes the next argument, so "--agent --format csv" would otherwise
+// filter on the agent "--format" and leave "csv" as an argument.
+func swallowedFlag(cmd *cobra.Command) error {
+	var err error
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		if v := f.Value.String(); err == nil && f.Value.Type() != "bool" && strings.HasPrefix(v, "--") {
+			err = fmt.Errorf("--%s has no value: the next argument is the flag %s", f.Name, v)
+		}
+	})
+	return err
+}
 
 // exitError carries a process exit status without printing anything more.
 type exitError struct{ code int }
@@ -67,6 +80,9 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := swallowedFlag(cmd); err != nil {
+				return err
+			}
 			applyEnv(cmd.Flags(), "data", "CUSTODY_DATA")
 			applyEnv(cmd.Flags(), "nats", "CUSTODY_NATS_URL")
 			applyEnv(cmd.Flags(), "store", "CUSTODY_STORE")
@@ -114,9 +130,16 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.AddCommand(publishCmd(g), simulateCmd(g), replayCmd(g), serveCmd(g), benchCmd(g), reportCmd(g), rebuildCmd(g), demoCmd(g),
 		verifyCmd(g), proveCmd(g), verifyProofCmd(g), keygenCmd(g), verifyReportCmd(g), ingestCmd(g), backupCmd(g), restoreCmd(g),
 		deadLettersCmd(g), streamsCmd(g))
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
+	}
+	if cmd != nil {
+		// An argument left over because a flag took the next flag as its value fails
+		// the command's argument checks first: name the flag instead.
+		if ferr := swallowedFlag(cmd); ferr != nil {
+			err = ferr
+		}
 	}
 	var ee exitError
 	if errors.As(err, &ee) {
