@@ -181,19 +181,7 @@ func BenchmarkLedgerRetained(b *testing.B) {
 //	go test -run '^$' -bench Reports -benchtime 1x ./cmd/custody
 func BenchmarkReports(b *testing.B) {
 	ctx := context.Background()
-	g := &globals{data: filepath.Join(b.TempDir(), "data")}
-	sess, err := g.open(ctx, connectOpts{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sess.close()
-	lines, err := benchEvents(100000)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := custodyIngest(ctx, sess.nc, lines, 1000); err != nil {
-		b.Fatal(err)
-	}
+	sess := ingestedSession(b, 100000)
 	if _, err := sess.rebuild(ctx, projections.ViewNames, nil); err != nil {
 		b.Fatal(err)
 	}
@@ -207,4 +195,25 @@ func BenchmarkReports(b *testing.B) {
 			b.ReportMetric(float64(time.Since(start).Microseconds())/1000, name+"-ms")
 		}
 	}
+}
+
+// ingestedSession opens a session on a fresh data directory, closed when tb ends, and
+// ingests n simulated events into its log (no projector runs).
+func ingestedSession(tb testing.TB, n int) *session {
+	tb.Helper()
+	ctx := context.Background()
+	g := &globals{data: filepath.Join(tb.TempDir(), "data")}
+	sess, err := g.open(ctx, connectOpts{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(sess.close)
+	lines, err := benchEvents(n)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := custodyIngest(ctx, sess.nc, lines, 1000); err != nil {
+		tb.Fatal(err)
+	}
+	return sess
 }

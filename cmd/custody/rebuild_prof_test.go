@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"testing"
@@ -31,19 +30,7 @@ func TestRebuildProfile(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	g := &globals{data: filepath.Join(t.TempDir(), "data")}
-	sess, err := g.open(ctx, connectOpts{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.close()
-	lines, err := benchEvents(n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := custodyIngest(ctx, sess.nc, lines, 1000); err != nil {
-		t.Fatal(err)
-	}
+	sess := ingestedSession(t, n)
 	log, err := streams.OpenLog(ctx, sess.js)
 	if err != nil {
 		t.Fatal(err)
